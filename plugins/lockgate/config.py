@@ -1,0 +1,256 @@
+"""The user contract: ``dags/sources/<source>.yml`` read into a typed model.
+
+A bad file fails DAG import with one message that names the file, the table and the
+field, e.g. ``dags/sources/shop.yml: table 'orders', field 'mode': Input should be
+'full', 'append' or 'merge' (got 'upsert')``. Nothing here touches a database: the
+model is built at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lockgate.errors import ConfigError
+
+LoadMode = Literal["full", "append", "merge"]
+QualityPolicy = Literal["fail", "quarantine", "warn"]
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks", None: "seconds"}
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90m"``, ``"1h"``, ``"2d"``, ``0`` or a :class:`timedelta` → :class:`timedelta`."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected a duration like '30m', '1h' or '2d' (got {value!r})")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+Duration = Annotated[timedelta, Field(default=timedelta(0))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableConfig(_Model):
+    """One source table and how it is sliced, checked and loaded.
+
+    Args:
+        name: warehouse table name (an identifier).
+        source_table: table in the source, optionally ``schema.table``; defaults to ``name``.
+        primary_key: key columns; required for ``merge``.
+        mode: ``full`` (snapshot swap), ``append`` (replace the cursor slice) or
+            ``merge`` (upsert by key, newest cursor wins).
+        cursor: timestamp column that slices incremental runs; required unless ``full``.
+        lookback: re-read window before the interval start for late-committed rows.
+        partition_column: numeric column for parallel JDBC reads; defaults to the
+            first primary-key column.
+        partitions: JDBC read partitions (upper bound; small slices use fewer).
+        fetch_size: rows per JDBC round trip.
+        expectations: suite reference ``<source>/<table>`` under ``expectations/``.
+        on_quality_failure: ``fail`` stops the load; ``quarantine`` and ``warn`` are
+            accepted by the model (see the README for their status).
+    """
+
+    name: str = Field(pattern=_IDENT)
+    source_table: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    primary_key: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
+    mode: LoadMode = "merge"
+    cursor: str | None = Field(default=None, pattern=_IDENT)
+    lookback: timedelta = timedelta(0)
+    partition_column: str | None = Field(default=None, pattern=_IDENT)
+    partitions: int = Field(default=4, ge=1, le=256)
+    fetch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    expectations: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-]+$")
+    on_quality_failure: QualityPolicy = "fail"
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> TableConfig:
+        if self.mode in ("append", "merge") and not self.cursor:
+            raise ValueError(f"mode '{self.mode}' needs a 'cursor' column to slice intervals")
+        if self.mode == "merge" and not self.primary_key:
+            raise ValueError("mode 'merge' needs a 'primary_key'")
+        if self.lookback < timedelta(0):
+            raise ValueError("'lookback' must not be negative")
+        return self
+
+    @property
+    def source_name(self) -> str:
+        return self.source_table or self.name
+
+    @property
+    def split_column(self) -> str | None:
+        return self.partition_column or (self.primary_key[0] if self.primary_key else None)
+
+    @property
+    def incremental(self) -> bool:
+        return self.mode != "full"
+
+
+class SourceConfig(_Model):
+    """One source database; becomes the DAG ``ingest_<source>``."""
+
+    source: str = Field(pattern=_IDENT)
+    description: str = ""
+    connection: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$")
+    schedule: str = "@daily"
+    start_date: datetime
+    owner: str = "lockgate"
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_delay: timedelta = timedelta(seconds=30)
+    max_retry_delay: timedelta = timedelta(minutes=10)
+    max_active_runs: int = Field(default=4, ge=1, le=64)
+    tags: list[str] = Field(default_factory=list)
+    tables: list[TableConfig] = Field(min_length=1)
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _aware(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    @field_validator("retry_delay", "max_retry_delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        value = value.strip()
+        if value in _CRON_PRESETS or _DURATION.match(value):
+            return value
+        fields = value.split()
+        if len(fields) in (5, 6) and all(re.fullmatch(r"[0-9*/,\-A-Za-z?LW#]+", f) for f in fields):
+            return value
+        raise ValueError(
+            f"expected a cron expression, one of {sorted(_CRON_PRESETS)} or a duration like '6h' (got {value!r})"
+        )
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> SourceConfig:
+        seen: set[str] = set()
+        for table in self.tables:
+            if table.name in seen:
+                raise ValueError(f"table '{table.name}' is declared twice")
+            seen.add(table.name)
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"ingest_{self.source}"
+
+    def table(self, name: str) -> TableConfig:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise ConfigError(f"source '{self.source}' has no table '{name}'")
+
+
+def _describe(loc: tuple[Any, ...], raw: Any) -> str:
+    """Turn a pydantic error location into "table 'orders', field 'mode'"."""
+    parts: list[str] = []
+    rest = list(loc)
+    if len(rest) >= 2 and rest[0] == "tables" and isinstance(rest[1], int):
+        index = rest[1]
+        name = None
+        if isinstance(raw, dict) and isinstance(raw.get("tables"), list) and index < len(raw["tables"]):
+            entry = raw["tables"][index]
+            name = entry.get("name") if isinstance(entry, dict) else None
+        parts.append(f"table '{name}'" if name else f"table #{index + 1}")
+        rest = rest[2:]
+    fields = [str(p) for p in rest if not isinstance(p, int) and not str(p).startswith("function-")]
+    if fields:
+        parts.append(f"field '{'.'.join(fields)}'")
+    return ", ".join(parts) or "top level"
+
+
+def parse_source(raw: Any, origin: str) -> SourceConfig:
+    """Validate an already-parsed YAML document; ``origin`` names it in errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping with 'source', 'connection' and 'tables'")
+    try:
+        return SourceConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "is required"
+            elif err["type"] == "extra_forbidden":
+                message = "is not a known setting"
+            elif "input" in err and err["type"] not in ("model_type",) and not isinstance(err["input"], dict):
+                message = f"{message} (got {err['input']!r})"
+            problems.append(f"{origin}: {_describe(tuple(err['loc']), raw)}: {message}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def load_source_file(path: str | Path) -> SourceConfig:
+    """Read and validate one source file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such source file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    config = parse_source(raw, str(path))
+    if config.source != path.stem:
+        raise ConfigError(f"{path}: field 'source' is '{config.source}' but the file is named '{path.stem}.yml'")
+    return config
+
+
+def source_files(sources_dir: str | Path) -> list[Path]:
+    directory = Path(sources_dir)
+    return sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
+
+
+def load_sources(sources_dir: str | Path) -> dict[str, SourceConfig]:
+    """Every source in ``sources_dir``; the first bad file raises :class:`ConfigError`."""
+    sources: dict[str, SourceConfig] = {}
+    for path in source_files(sources_dir):
+        config = load_source_file(path)
+        if config.source in sources:
+            raise ConfigError(f"{path}: source '{config.source}' is declared in two files")
+        sources[config.source] = config
+    return sources
+
+
+def load_source(sources_dir: str | Path, source: str) -> SourceConfig:
+    for suffix in (".yml", ".yaml"):
+        path = Path(sources_dir) / f"{source}{suffix}"
+        if path.exists():
+            return load_source_file(path)
+    raise ConfigError(f"no source file {Path(sources_dir) / (source + '.yml')}")

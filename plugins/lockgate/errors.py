@@ -1,0 +1,27 @@
+"""The one exception family Lockgate raises for problems a user can fix.
+
+Every message names what is wrong (file, source, table, field, rule) and never
+contains a credential.
+"""
+
+from __future__ import annotations
+
+
+class LockgateError(Exception):
+    """Base class of every error Lockgate reports on purpose."""
+
+
+class ConfigError(LockgateError):
+    """A source YAML file, a setting or a connection is wrong."""
+
+
+class SourceError(LockgateError):
+    """The source database is unreachable, refuses the credentials or lacks a table."""
+
+
+class SchemaDriftError(LockgateError):
+    """The source schema changed in a way the warehouse cannot follow on its own."""
+
+
+class LakeError(LockgateError):
+    """A lake folder or manifest is missing, incomplete or does not match its checksum."""

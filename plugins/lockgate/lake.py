@@ -1,0 +1,176 @@
+"""The raw lake: immutable Parquet folders, one per run, sealed by a manifest.
+
+Layout (see DESIGN.md)::
+
+    lake/raw/<source>/<table>/<interval_start>_<interval_end>/<run_id>/part-*.parquet
+                                                                     /_manifest.json
+
+A folder is written under a ``.tmp-`` name and renamed into place only once every
+file and the manifest are on disk, so a reader never sees half a folder, and a
+folder with a manifest is complete by construction. The manifest records rows,
+schema, cursor range and a SHA-256 per file; :func:`verify` checks them before a
+load, so a damaged or partial extract is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lockgate.errors import LakeError
+
+MANIFEST = "_manifest.json"
+FORMAT_VERSION = 1
+
+
+def safe_name(value: str) -> str:
+    """A run id or timestamp as a portable folder name."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", value).strip("_") or "run"
+
+
+def stamp(value: datetime | None) -> str:
+    if value is None:
+        return "none"
+    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class RawLocation:
+    lake_root: Path
+    source: str
+    table: str
+    interval_start: datetime | None
+    interval_end: datetime | None
+    run_id: str
+
+    @property
+    def table_dir(self) -> Path:
+        return self.lake_root / "raw" / self.source / self.table
+
+    @property
+    def interval_dir(self) -> Path:
+        return self.table_dir / f"{stamp(self.interval_start)}_{stamp(self.interval_end)}"
+
+    @property
+    def path(self) -> Path:
+        return self.interval_dir / safe_name(self.run_id)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def temp_path(self) -> Path:
+        return self.interval_dir / f".tmp-{safe_name(self.run_id)}-{os.getpid()}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def seal(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write the manifest into ``temp_dir`` and move it into place atomically.
+
+    If another attempt sealed the same run first, its folder wins and ours is dropped
+    (both came from the same run, and the first one is already what others may read).
+    """
+    manifest = {**manifest, "format_version": FORMAT_VERSION, "sealed_at": datetime.now(timezone.utc).isoformat()}
+    write_json_atomic(temp_dir / MANIFEST, manifest)
+    _fsync_dir(temp_dir)
+    try:
+        os.rename(temp_dir, location.path)
+    except OSError:
+        if (location.path / MANIFEST).exists():
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            return location.path
+        if location.path.exists():  # an unsealed leftover: replace it
+            shutil.rmtree(location.path)
+            os.rename(temp_dir, location.path)
+        else:
+            raise
+    _fsync_dir(location.interval_dir)
+    return location.path
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LakeError(f"{folder}: no {MANIFEST}; the extract did not finish") from None
+    except json.JSONDecodeError as exc:
+        raise LakeError(f"{path}: manifest is not valid JSON ({exc})") from None
+
+
+def data_files(folder: str | Path, manifest: dict[str, Any]) -> list[str]:
+    return [str(Path(folder) / item["path"]) for item in manifest["files"]]
+
+
+def verify(folder: str | Path, *, checksums: bool = True) -> dict[str, Any]:
+    """Return the manifest if every file it lists is present and intact."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for item in manifest["files"]:
+        path = folder / item["path"]
+        if not path.exists():
+            raise LakeError(f"{folder}: file {item['path']} listed in the manifest is missing")
+        if path.stat().st_size != item["bytes"]:
+            raise LakeError(f"{folder}: file {item['path']} has {path.stat().st_size} bytes, manifest says {item['bytes']}")
+        if checksums and sha256_file(path) != item["sha256"]:
+            raise LakeError(f"{folder}: file {item['path']} does not match its SHA-256 in the manifest")
+    return manifest
+
+
+def sealed_runs(lake_root: Path, source: str, table: str) -> list[Path]:
+    """Every sealed raw folder of a table, oldest interval first."""
+    base = lake_root / "raw" / source / table
+    if not base.exists():
+        return []
+    return sorted(p.parent for p in base.glob(f"*/*/{MANIFEST}") if not p.parent.name.startswith(".tmp-"))
+
+
+def latest_per_interval(lake_root: Path, source: str, table: str) -> list[Path]:
+    """The newest sealed folder of each interval: the lake's current version of the table."""
+    newest: dict[Path, tuple[str, Path]] = {}
+    for folder in sealed_runs(lake_root, source, table):
+        sealed_at = read_manifest(folder).get("sealed_at", "")
+        current = newest.get(folder.parent)
+        if current is None or sealed_at > current[0]:
+            newest[folder.parent] = (sealed_at, folder)
+    return [folder for _, folder in sorted(newest.values(), key=lambda item: str(item[1]))]
+
+
+def clean_temp(location: RawLocation) -> None:
+    """Remove unsealed leftovers of earlier attempts of this run (a crashed write)."""
+    if not location.interval_dir.exists():
+        return
+    for leftover in location.interval_dir.glob(f".tmp-{safe_name(location.run_id)}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Runtime settings, read from ``LOCKGATE_*`` environment variables.
+
+Everything has an embedded default so that ``make demo`` works on a fresh machine:
+the lake is ``<project>/lake``, the warehouse ``<project>/warehouse/lockgate.duckdb``
+and Spark runs in-process as ``local[*]``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: Debian's packages put the JDBC drivers here (libpostgresql-jdbc-java, libmariadb-java,
+#: libxerial-sqlite-jdbc-java); Maven Central is not needed.
+DEFAULT_JDBC_JARS = (
+    "/usr/share/java/postgresql.jar",
+    "/usr/share/java/mariadb-java-client.jar",
+    "/usr/share/java/sqlite-jdbc.jar",
+)
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how Spark is started. Build with :func:`load_settings`."""
+
+    project_root: Path
+    sources_dir: Path
+    expectations_dir: Path
+    lake_root: Path
+    warehouse: str
+    spark_master: str
+    spark_remote: str | None
+    spark_driver_memory: str
+    jdbc_jars: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.warehouse)
+
+
+def load_settings() -> Settings:
+    root = _path("LOCKGATE_HOME", PROJECT_ROOT)
+    jars = os.environ.get("LOCKGATE_JDBC_JARS")
+    return Settings(
+        project_root=root,
+        sources_dir=_path("LOCKGATE_SOURCES_DIR", root / "dags" / "sources"),
+        expectations_dir=_path("LOCKGATE_EXPECTATIONS_DIR", root / "expectations"),
+        lake_root=_path("LOCKGATE_LAKE_ROOT", root / "lake"),
+        warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "lockgate.duckdb")),
+        spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
+        spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,
+        spark_driver_memory=os.environ.get("LOCKGATE_SPARK_DRIVER_MEMORY", "2g"),
+        jdbc_jars=tuple(j for j in (jars.split(",") if jars else DEFAULT_JDBC_JARS) if j),
+    )
