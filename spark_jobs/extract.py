@@ -18,7 +18,7 @@ import argparse
 import math
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,11 @@ from lockgate.errors import SourceError
 from lockgate.settings import Settings, load_settings
 from lockgate.slices import Slice, compute_slice
 from lockgate.sources import JdbcSource, resolve_source
+
 from spark_jobs.transforms import apply_casts, sqlite_type_plan
 
 #: A partition should carry at least this many rows; smaller slices use fewer reads.
-MIN_ROWS_PER_PARTITION = 50_000
+MIN_ROWS_PER_PARTITION = 5_000
 _NUMERIC = ("bigint", "int", "smallint", "tinyint", "decimal")
 
 
@@ -58,22 +59,42 @@ def _query(spark, source: JdbcSource, sql: str, text_columns: list[str]):
     return spark.read.format("jdbc").options(**source.jdbc_options(), query=sql, customSchema=schema).load()
 
 
+def _jvm_causes(exc: Exception) -> list[str]:
+    """The ``Caused by:`` chain of a Spark error: Spark 4 wraps the driver's own
+    message (refused connection, unknown role, ...) in a generic FAILED_JDBC error."""
+    trace = str(getattr(exc, "_stackTrace", "") or "")
+    causes = [line.split("Caused by:", 1)[1].strip() for line in trace.splitlines() if "Caused by:" in line]
+    return causes
+
+
 def _explain_source_error(exc: Exception, source: JdbcSource, table: str) -> SourceError:
-    text = str(exc)
+    causes = _jvm_causes(exc)
+    text = "\n".join([str(exc), *causes])
     lowered = text.lower()
     where = f"source {source.describe()}"
-    if "password authentication failed" in lowered or "access denied" in lowered:
+    if (
+        "password authentication failed" in lowered
+        or "access denied" in lowered
+        or ("role" in lowered and "does not exist" in lowered)
+    ):
         reason = "the credentials were refused"
-    elif "connection refused" in lowered or "communications link failure" in lowered or "could not connect" in lowered:
+    elif (
+        "connection refused" in lowered
+        or "refused. check that the hostname" in lowered
+        or "communications link failure" in lowered
+        or "could not connect" in lowered
+        or "unknownhostexception" in lowered
+    ):
         reason = "the database is not reachable"
+    elif "unknown database" in lowered or ("database" in lowered and "does not exist" in lowered):
+        reason = "the database does not exist"
     elif "does not exist" in lowered or "doesn't exist" in lowered or "no such table" in lowered:
         reason = f"table '{table}' does not exist"
-    elif "unknown database" in lowered:
-        reason = "the database does not exist"
     else:
-        # Py4J wraps the JVM error: report the innermost "...Exception: message" line.
-        causes = [line.strip() for line in text.splitlines() if "Exception:" in line or "Error:" in line]
-        reason = (causes[-1] if causes else text.strip().splitlines()[0])[:400]
+        reason = ""
+    # Add the driver's innermost message: it is what a DBA would search for.
+    detail = (causes[-1] if causes else str(exc).strip().splitlines()[0])[:400]
+    reason = f"{reason} ({detail})" if reason else detail
     if source.password:
         reason = reason.replace(source.password, "***")
     return SourceError(f"{where}, table '{table}': {reason}")
@@ -225,7 +246,7 @@ def run_extract(
         "cursor_min": cursor_min.isoformat() if hasattr(cursor_min, "isoformat") else cursor_min,
         "cursor_max": cursor_max.isoformat() if hasattr(cursor_max, "isoformat") else cursor_max,
         "files": files,
-        "extracted_at": datetime.now(timezone.utc).isoformat(),
+        "extracted_at": datetime.now(UTC).isoformat(),
         "extract_seconds": round(time.monotonic() - started, 3),
     }
     folder = lake.seal(location, temp, manifest)

@@ -12,7 +12,7 @@ import argparse
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from lockgate.settings import Settings, load_settings
@@ -56,7 +56,8 @@ def _airflow(args: list[str], env: dict[str, str], log_path: Path | None = None)
         return subprocess.run(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
 
-def run_summary(settings: Settings, source: str, run_ids: list[str] | None = None) -> list[dict]:
+def run_summary(settings: Settings, source: str, since: datetime | None = None) -> list[dict]:
+    """Audit rows of a source (those started at or after ``since`` when given)."""
     from lockgate import warehouse
 
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
@@ -66,10 +67,10 @@ def run_summary(settings: Settings, source: str, run_ids: list[str] | None = Non
             "FROM lockgate.runs WHERE source = ?"
         )
         params: list = [source]
-        if run_ids:
-            sql += f" AND run_id IN ({', '.join('?' * len(run_ids))})"
-            params += run_ids
-        cursor = conn.execute(sql + " ORDER BY interval_start, table_name", params)
+        if since is not None:
+            sql += " AND started_at >= ?"
+            params.append(since)
+        cursor = conn.execute(sql + " ORDER BY interval_start, started_at, table_name", params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -90,7 +91,7 @@ def fingerprints(settings: Settings, source: str) -> dict[str, tuple[int, str]]:
 
 
 def _fmt_time(value) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d") if value else "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d") if value else "-"
 
 
 def print_summary(rows: list[dict], out=sys.stdout) -> None:
@@ -124,18 +125,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if _airflow(["db", "migrate"], env, logs / "airflow-db-migrate.log") != 0:
         print(f"error: 'airflow db migrate' failed; see {logs / 'airflow-db-migrate.log'}", file=sys.stderr)
         return 1
-    run_ids, failed = [], []
+    # `airflow dags test` names its run after the wall clock, so the demo's runs are
+    # the audit rows started after this point.
+    demo_started = datetime.now(UTC)
+    failed = []
     for offset in range(args.days):
         day = args.start + timedelta(days=offset)
-        logical = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).isoformat()
+        logical = datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
         log_path = logs / f"demo-ingest_shop-{day.isoformat()}.log"
         print(f"running ingest_shop for the interval {day} .. {day + timedelta(days=1)} (log: {log_path})", flush=True)
         code = _airflow(["dags", "test", "ingest_shop", logical], env, log_path)
-        run_id = f"manual__{logical}"
-        run_ids.append(run_id)
         if code != 0:
             failed.append((day, log_path))
-    rows = run_summary(settings, "shop", run_ids)
+    rows = run_summary(settings, "shop", since=demo_started)
     print()
     print_summary(rows)
     print()

@@ -9,7 +9,7 @@ model is built at DAG-parse time.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,9 +44,6 @@ def parse_duration(value: Any) -> timedelta:
     if not match:
         raise ValueError(f"expected a duration like '30m', '1h' or '2d' (got {value!r})")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-Duration = Annotated[timedelta, Field(default=timedelta(0))]
 
 
 class _Model(BaseModel):
@@ -129,17 +126,24 @@ class SourceConfig(_Model):
     tags: list[str] = Field(default_factory=list)
     tables: list[TableConfig] = Field(min_length=1)
 
+    @field_validator("source")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in ("lockgate", "lake", "main", "information_schema", "pg_catalog", "warehouse"):
+            raise ValueError(f"'{value}' is reserved for a warehouse schema; choose another source name")
+        return value
+
     @field_validator("start_date", mode="before")
     @classmethod
     def _aware(cls, value: Any) -> Any:
         if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
         return value
 
     @field_validator("start_date")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @field_validator("retry_delay", "max_retry_delay", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def safe_name(value: str) -> str:
 def stamp(value: datetime | None) -> str:
     if value is None:
         return "none"
-    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def seal(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]) -> Pat
     If another attempt sealed the same run first, its folder wins and ours is dropped
     (both came from the same run, and the first one is already what others may read).
     """
-    manifest = {**manifest, "format_version": FORMAT_VERSION, "sealed_at": datetime.now(timezone.utc).isoformat()}
+    manifest = {**manifest, "format_version": FORMAT_VERSION, "sealed_at": datetime.now(UTC).isoformat()}
     write_json_atomic(temp_dir / MANIFEST, manifest)
     _fsync_dir(temp_dir)
     try:

@@ -1,7 +1,7 @@
 """Runtime settings, read from ``LOCKGATE_*`` environment variables.
 
 Everything has an embedded default so that ``make demo`` works on a fresh machine:
-the lake is ``<project>/lake``, the warehouse ``<project>/warehouse/lockgate.duckdb``
+the lake is ``<project>/lake``, the warehouse ``<project>/warehouse/warehouse.duckdb``
 and Spark runs in-process as ``local[*]``.
 """
 
@@ -54,7 +54,7 @@ def load_settings() -> Settings:
         sources_dir=_path("LOCKGATE_SOURCES_DIR", root / "dags" / "sources"),
         expectations_dir=_path("LOCKGATE_EXPECTATIONS_DIR", root / "expectations"),
         lake_root=_path("LOCKGATE_LAKE_ROOT", root / "lake"),
-        warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "lockgate.duckdb")),
+        warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "warehouse.duckdb")),
         spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,
         spark_driver_memory=os.environ.get("LOCKGATE_SPARK_DRIVER_MEMORY", "2g"),

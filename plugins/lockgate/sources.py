@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -73,7 +73,7 @@ class JdbcSource:
 
     def timestamp_literal(self, value: datetime) -> str:
         """A literal comparable with the engine's timestamp columns, in UTC."""
-        value = value.astimezone(timezone.utc) if value.tzinfo else value
+        value = value.astimezone(UTC) if value.tzinfo else value
         text = value.strftime("%Y-%m-%d %H:%M:%S")
         if value.microsecond:
             text += f".{value.microsecond:06d}"
@@ -117,10 +117,18 @@ def source_from_connection(conn, conn_id: str) -> JdbcSource:
     if not database:
         raise ConfigError(f"connection '{conn_id}': database (schema) is missing")
     port = conn.port or (5432 if engine == "postgres" else 3306)
-    scheme = "postgresql" if engine == "postgres" else "mariadb"
+    # MariaDB is reached with a jdbc:mysql: URL on purpose: Spark picks its SQL dialect
+    # by URL prefix, and only the MySQL dialect quotes identifiers with backticks (the
+    # generic one uses double quotes, which MariaDB reads as string literals).
+    # Connector/J 3.x needs permitMysqlScheme to accept that prefix; 2.x ignores it.
+    url = (
+        f"jdbc:postgresql://{conn.host}:{port}/{database}"
+        if engine == "postgres"
+        else f"jdbc:mysql://{conn.host}:{port}/{database}?permitMysqlScheme"
+    )
     return JdbcSource(
         engine,
-        f"jdbc:{scheme}://{conn.host}:{port}/{database}",
+        url,
         user=conn.login or None,
         password=conn.password or None,
         database=database,

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +115,22 @@ def _normalise(duck_type: str) -> str:
     return {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "INT": "INTEGER", "TEXT": "VARCHAR", "REAL": "FLOAT"}.get(t, t)
 
 
+#: Schemas Lockgate owns in the warehouse (besides one per source).
+RESERVED_SCHEMAS = ("lockgate", "lake")
+
+
 @contextmanager
 def connect(path: str | Path, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS) -> Iterator[Any]:
     """Open the warehouse, waiting for another writer's lock to go away."""
     import duckdb
 
     path = Path(path)
+    if path.stem in RESERVED_SCHEMAS:
+        # DuckDB names the catalog after the file; `lockgate.runs` would then be ambiguous.
+        raise ConfigError(
+            f"warehouse file {path}: the name '{path.stem}' clashes with the '{path.stem}' schema; "
+            "choose another file name (e.g. warehouse.duckdb)"
+        )
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
@@ -175,7 +185,7 @@ def reconcile_schema(conn, source: str, table: str, manifest_schema: list[dict],
             f"{source}.{table}: schema changed in the source; nothing was loaded: " + "; ".join(problems)
         )
     changes = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for name, dtype in wanted.items():
         if name not in existing:
             conn.execute(f"ALTER TABLE {q(source)}.{q(table)} ADD COLUMN {q(name)} {dtype}")
@@ -189,7 +199,7 @@ def reconcile_schema(conn, source: str, table: str, manifest_schema: list[dict],
 
 def _cursor_literal(conn, source: str, table: str, column: str, value: datetime) -> str:
     kind = table_columns(conn, source, table).get(column, "")
-    utc = value.astimezone(timezone.utc)
+    utc = value.astimezone(UTC)
     if kind == "TIMESTAMP WITH TIME ZONE":
         return f"TIMESTAMPTZ '{utc.isoformat()}'"
     if kind == "DATE":
@@ -274,7 +284,7 @@ def record_run(conn, source: str, table: str, run_id: str, **fields: Any) -> Non
     unknown = set(fields) - _RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run fields: {sorted(unknown)}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     exists = conn.execute(
         "SELECT count(*) FROM lockgate.runs WHERE source = ? AND table_name = ? AND run_id = ?",
         [source, table, run_id],
@@ -318,7 +328,7 @@ def advance_watermark(
 ) -> datetime | None:
     """Move the watermark forward (never back) and return the stored value."""
     current = get_watermark(conn, source, table)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     new = watermark if current is None or (watermark is not None and watermark > current) else current
     conn.execute("DELETE FROM lockgate.state WHERE source = ? AND table_name = ?", [source, table])
     conn.execute(

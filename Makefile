@@ -1,0 +1,35 @@
+# Lockgate — two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export LOCKGATE_HOME := $(CURDIR)
+
+.PHONY: setup demo test test-unit test-integration lint airflow-ui clean help
+
+help:
+	@echo "make demo   - set up, build the demo source and ingest it through Airflow (3 daily intervals)"
+	@echo "make test   - set up and run the whole test suite (needs PostgreSQL and MariaDB on 127.0.0.1)"
+	@echo "make lint   - ruff"
+	@echo "make airflow-ui - Airflow standalone on http://127.0.0.1:8080 with the Lockgate DAGs"
+	@echo "make clean  - remove the lake, the warehouse and local Airflow state"
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/lockgate demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit tests/dags $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check dags plugins spark_jobs tests
+
+airflow-ui: setup
+	eval "$$($(VENV)/bin/lockgate airflow-env)" && $(VENV)/bin/airflow standalone
+
+clean:
+	rm -rf lake warehouse .lockgate/airflow .lockgate/logs .lockgate/demo

@@ -1,0 +1,1 @@
+"""The demo source: an embedded SQLite web-shop database built by ``make demo``."""

@@ -1,0 +1,67 @@
+"""Airflow connections → JDBC sources: engines, SQL dialect, and credentials that never leak."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from lockgate.errors import ConfigError
+from lockgate.sources import JdbcSource, resolve_source, source_from_connection
+
+SECRET = "s3cr3t-Pa55"
+
+
+def test_postgres_connection_from_env(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC_PG", f"postgres://etl:{SECRET}@db.example:6543/sales")
+    source = resolve_source("src_pg")
+    assert source.engine == "postgres"
+    assert source.url == "jdbc:postgresql://db.example:6543/sales"
+    assert source.jdbc_options()["driver"] == "org.postgresql.Driver"
+    assert source.jdbc_options()["password"] == SECRET
+    assert SECRET not in repr(source) and SECRET not in source.describe()
+
+
+def test_mariadb_connection_pins_the_session_time_zone(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC_MY", f"mysql://etl:{SECRET}@127.0.0.1/shop")
+    source = resolve_source("src_my")
+    options = source.jdbc_options()
+    assert source.engine == "mariadb" and options["driver"] == "org.mariadb.jdbc.Driver"
+    assert source.url == "jdbc:mysql://127.0.0.1:3306/shop?permitMysqlScheme"
+    assert source.describe() == "jdbc:mysql://127.0.0.1:3306/shop"
+    assert options["sessionInitStatement"] == "SET time_zone = '+00:00'"
+    assert source.quote("order`s") == "`order``s`"
+
+
+def test_sqlite_connection_needs_an_existing_file(tmp_path, monkeypatch):
+    db = tmp_path / "shop.db"
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_X", f"sqlite:///{db}")
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_source("shop_x")
+    db.write_bytes(b"")
+    assert resolve_source("shop_x").url == f"jdbc:sqlite:{db}"
+
+
+def test_unknown_connection_type_and_missing_parts_are_named(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC_ORA", "oracle://u:p@h/db")
+    with pytest.raises(ConfigError, match="connection 'src_ora': type 'oracle' is not supported"):
+        resolve_source("src_ora")
+    monkeypatch.setenv("AIRFLOW_CONN_SRC_NODB", f"postgres://u:{SECRET}@h:5432")
+    with pytest.raises(ConfigError, match="database") as info:
+        resolve_source("src_nodb")
+    assert SECRET not in str(info.value)
+
+
+def test_timestamp_literals_are_utc():
+    cet = timezone(timedelta(hours=1))
+    value = datetime(2026, 1, 2, 1, 0, 0, 250, tzinfo=cet)
+    assert JdbcSource("postgres", "jdbc:postgresql://h/db").timestamp_literal(value) == "'2026-01-02 00:00:00.000250+00'"
+    assert JdbcSource("sqlite", "jdbc:sqlite:x").timestamp_literal(value) == "'2026-01-02 00:00:00.000250'"
+
+
+def test_source_from_connection_object_without_password_in_errors():
+    class Conn:
+        conn_type, host, schema, port, login, password, extra_dejson = "postgres", "", "db", None, "u", SECRET, {}
+
+    with pytest.raises(ConfigError, match="host is missing") as info:
+        source_from_connection(Conn(), "c")
+    assert SECRET not in str(info.value)
