@@ -131,7 +131,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     failed = []
     for offset in range(args.days):
         day = args.start + timedelta(days=offset)
-        logical = datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+        # With an interval timetable, a run for logical date D covers the interval that
+        # ends at D: to ingest day `day`, ask for the run closing it (day + 1).
+        closing = day + timedelta(days=1)
+        logical = datetime(closing.year, closing.month, closing.day, tzinfo=UTC).isoformat()
         log_path = logs / f"demo-ingest_shop-{day.isoformat()}.log"
         print(f"running ingest_shop for the interval {day} .. {day + timedelta(days=1)} (log: {log_path})", flush=True)
         code = _airflow(["dags", "test", "ingest_shop", logical], env, log_path)
@@ -142,6 +145,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_summary(rows)
     print()
     problems = [r for r in rows if r["status"] != "published"]
+    wanted = {(args.start + timedelta(days=i)).isoformat() for i in range(args.days)}
+    for r in rows:
+        if r["interval_start"] is not None and str(r["interval_start"])[:10] not in wanted:
+            r = {**r, "status": "wrong interval", "error": f"interval {r['interval_start']} is not one of {sorted(wanted)}"}
+            problems.append(r)
     expected = args.days * len(_source_tables(settings))
     if failed or problems or len(rows) != expected:
         for day, log_path in failed:
@@ -155,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for table, (count, digest) in fingerprints(settings, "shop").items():
         print(f"  shop.{table:<12} {count:>8,}  {digest}")
     print()
-    print(f"warehouse : {settings.warehouse}  (duckdb {settings.warehouse} -c 'FROM lockgate.runs')")
+    print(f"warehouse : {settings.warehouse}  (try: .venv/bin/lockgate sql 'FROM lockgate.runs')")
     print(f"lake      : {settings.lake_root}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
     print(f"quality   : {settings.lake_root}/quality/shop/<table>/<run_id>.json")
     print(f"logs      : {logs}")
@@ -177,6 +185,23 @@ def cmd_airflow_env(args: argparse.Namespace) -> int:
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     for table, (count, digest) in fingerprints(load_settings(), args.source).items():
         print(f"{args.source}.{table}\t{count}\t{digest}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run one read-only query against the warehouse and print the rows."""
+    import duckdb
+
+    settings = load_settings()
+    if not Path(settings.warehouse).exists():
+        print(f"error: no warehouse at {settings.warehouse} yet (run `make demo` first)", file=sys.stderr)
+        return 2
+    with duckdb.connect(settings.warehouse, read_only=True) as conn:
+        try:
+            conn.sql(args.query).show(max_rows=args.max_rows, max_width=200)
+        except duckdb.Error as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -202,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = sub.add_parser("runs", help="the audit trail of a source")
     runs.add_argument("source")
     runs.set_defaults(func=cmd_runs)
+    sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    sql.add_argument("query")
+    sql.add_argument("--max-rows", type=int, default=40)
+    sql.set_defaults(func=cmd_sql)
     args = parser.parse_args(argv)
     from lockgate.errors import LockgateError
 

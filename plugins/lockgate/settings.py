@@ -24,6 +24,12 @@ DEFAULT_JDBC_JARS = (
 
 def _path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
+    if value and "://" in value:
+        from lockgate.errors import ConfigError
+
+        scheme = value.split("://", 1)[0]
+        # Never echo the value: a URL may carry a password.
+        raise ConfigError(f"{name}: '{scheme}://' locations are not supported yet; use a local path")
     return Path(value).expanduser().resolve() if value else default
 
 

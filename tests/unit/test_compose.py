@@ -158,7 +158,8 @@ def test_airflow_services_share_the_common_configuration(services):
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager")
     assert _with_defaults(env["LOCKGATE_SPARK_REMOTE"]) == "sc://spark-connect:15002"
-    assert _with_defaults(env["LOCKGATE_LAKE_ROOT"]) == "s3://lockgate-lake"
+    assert env["LOCKGATE_LAKE_ROOT"] == "/opt/lockgate/lake"
+    assert env["LOCKGATE_WAREHOUSE"].startswith("/opt/lockgate/warehouse/")
     assert "/opt/airflow/plugins" in env["PYTHONPATH"].split(":")
     for name in ("airflow-init", *AIRFLOW_RUNTIME_SERVICES):
         build = services[name]["build"]
@@ -244,6 +245,21 @@ def test_spark_connect_binds_to_the_master(services):
 def test_spark_images_share_one_version(services):
     images = {_with_defaults(services[n]["image"]) for n in ("spark-master", "spark-worker", "spark-connect")}
     assert len(images) == 1, f"Spark services must run one Spark version: {images}"
+
+
+def test_spark_servers_match_the_pyspark_client(services, project_deps):
+    # A Spark Connect client talks to a server of its own version.
+    pins = [re.fullmatch(r"pyspark(?:\[[a-z,]+\])?==(\S+)", dep) for dep in project_deps]
+    client = next(m.group(1) for m in pins if m)
+    assert _with_defaults(services["spark-connect"]["image"]) == f"apache/spark:{client}"
+
+
+def test_lake_volume_is_shared_by_airflow_and_spark(services):
+    env = _environment(services["airflow-scheduler"])
+    lake = env["LOCKGATE_LAKE_ROOT"]
+    for name in ("airflow-scheduler", "spark-connect", "spark-worker"):
+        mounts = [str(v).split(":")[1] for v in services[name].get("volumes", []) if ":" in str(v)]
+        assert lake in mounts, f"{name} does not mount the lake at {lake}"
 
 
 def test_dockerfile_installs_java_and_the_jdbc_drivers(dockerfile):

@@ -1,0 +1,101 @@
+"""Suites are checked when loaded; a failing batch gets a message naming table and rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from lockgate import quality
+from lockgate.config import load_source
+from lockgate.errors import ConfigError
+from lockgate.settings import PROJECT_ROOT
+
+EXPECTATIONS = PROJECT_ROOT / "expectations"
+
+
+def _write(tmp_path, name, payload):
+    path = tmp_path / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload if isinstance(payload, str) else json.dumps(payload), encoding="utf-8")
+    return path
+
+
+def test_every_demo_table_has_a_loadable_suite():
+    config = load_source(PROJECT_ROOT / "dags" / "sources", "shop")
+    for table in config.tables:
+        suite = quality.load_suite(EXPECTATIONS, table.expectations)
+        kinds = {e["type"] for e in suite["expectations"]}
+        assert "expect_table_columns_to_match_set" in kinds, table.name
+        keys = {e["kwargs"].get("column") for e in suite["expectations"] if e["type"].endswith("to_be_unique")}
+        assert set(table.primary_key) <= keys, f"{table.name}: primary key not checked for uniqueness"
+
+
+def test_missing_suite_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match=r"suite 'shop/nope' not found: .*shop/nope\.json"):
+        quality.load_suite(tmp_path, "shop/nope")
+
+
+def test_invalid_json_names_file_and_line(tmp_path):
+    _write(tmp_path, "s/t", '{"expectations": [\n  {"type": }\n]}')
+    with pytest.raises(ConfigError, match=r"t\.json: not valid JSON \(line 2"):
+        quality.load_suite(tmp_path, "s/t")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "expect_values_to_be_magic", "kwargs": {}}, "unknown expectation type 'expect_values_to_be_magic'"),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"colum": "x", "min_value": 1}},
+            "expectation #2, expectation 'expect_column_values_to_be_between': missing argument 'column'; "
+            "unknown argument 'colum'",
+        ),
+        ({"kwargs": {"column": "x"}}, "each expectation needs a 'type'"),
+    ],
+)
+def test_bad_expectation_names_file_entry_and_argument(tmp_path, entry, message):
+    good = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}
+    path = _write(tmp_path, "s/t", {"expectations": [good, entry]})
+    with pytest.raises(ConfigError) as info:
+        quality.load_suite(tmp_path, "s/t")
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_failing_batch_report_names_table_rules_counts_and_examples(spark, tmp_path):
+    df = spark.createDataFrame(
+        [(1, "a@example.com", 3), (2, None, 5), (2, "c@example.com", -4)], "id bigint, email string, qty int"
+    )
+    suite = {
+        "name": "t.orders",
+        "expectations": [
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"},
+             "meta": {"rule": "id is the primary key"}},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "email"}},
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "qty", "min_value": 0}},
+            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "gone", "value_set": [1]}},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+        ],
+    }
+    report = quality.validate_spark_dataframe(df, suite, table="t.orders", row_count=3)
+    assert not report.success
+    assert (report.evaluated, report.passed, report.failed) == (5, 1, 4)
+    message = report.failure_message()
+    assert message.startswith("t.orders: 4 of 5 expectations of suite 't.orders' failed on 3 rows")
+    assert "expect_column_values_to_be_unique on id (id is the primary key): 2 of 3 rows broke it; e.g. 2, 2" in message
+    assert "expect_column_values_to_not_be_null on email: 1 of 3 rows broke it" in message
+    assert "expect_column_values_to_be_between on qty: 1 of 3 rows broke it; e.g. -4" in message
+    assert "expect_column_values_to_be_in_set on gone: could not be evaluated" in message and '"gone"' in message
+    assert "on id:" not in message.split("unique")[1]  # the passing not-null rule is not listed
+
+    path = quality.write_report(report, tmp_path / "q" / "run.json")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert stored["table"] == "t.orders" and stored["failed"] == 4 and len(stored["results"]) == 5
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_passing_batch(spark):
+    df = spark.createDataFrame([(1,), (2,)], "id bigint")
+    suite = {"name": "t", "expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}]}
+    report = quality.validate_spark_dataframe(df, suite, table="t.t", row_count=2)
+    assert report.success and report.evaluated == report.passed == 1 and report.failed == 0
