@@ -7,12 +7,17 @@ it: CI must never go green by testing nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+# py4j logs "Closing down clientserver connection" from __del__ at interpreter exit,
+# after pytest closed the log stream; keep that noise out of the test output.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

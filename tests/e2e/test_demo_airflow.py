@@ -41,7 +41,7 @@ def fingerprint(env) -> dict[str, tuple[int, str]]:
     out = lockgate(env, "fingerprint", "shop")
     assert out.returncode == 0, out.stderr
     rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
-    return {name: (int(count), digest) for name, count, digest in rows}
+    return {name.removeprefix("shop."): (int(count), digest) for name, count, digest in rows}
 
 
 def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_env):
