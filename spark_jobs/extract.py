@@ -15,14 +15,16 @@ it with a manifest (rows, schema, cursor range, SHA-256 per file).
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lockgate import lake
+from lockgate import faults, lake
 from lockgate.config import SourceConfig, TableConfig, load_source
 from lockgate.errors import SourceError
 from lockgate.settings import Settings, load_settings
@@ -130,36 +132,121 @@ def slice_stats(spark, source: JdbcSource, table: TableConfig, predicate: str) -
     return stats
 
 
-def _partitions(table: TableConfig, stats: dict[str, Any]) -> int:
-    if stats["lo"] is None or stats["rows"] == 0:
+def _partitions(table: TableConfig, rows: int, lo: int | None, hi: int | None) -> int:
+    if lo is None or hi is None or rows == 0:
         return 1
-    wanted = math.ceil(stats["rows"] / MIN_ROWS_PER_PARTITION)
-    return max(1, min(table.partitions, wanted, stats["hi"] - stats["lo"] + 1))
+    wanted = math.ceil(rows / MIN_ROWS_PER_PARTITION)
+    return max(1, min(table.partitions, wanted, hi - lo + 1))
 
 
-def read_slice(spark, source: JdbcSource, table: TableConfig, window: Slice):
-    """The slice as a DataFrame (lazy) plus what was learned about it."""
+def _parse_source_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def source_horizon(spark, source: JdbcSource) -> dict[str, str | None]:
+    """The source's clock and the start of its oldest open transaction, in UTC.
+
+    A row written by a transaction that is still open is invisible to this read but
+    may carry a cursor value older than the read; when that transaction commits, the
+    row appears *behind* the slice. The watermark must not pass such a point.
+    PostgreSQL: ``pg_stat_activity.xact_start`` (needs ``pg_read_all_stats`` to see
+    other roles' sessions); MariaDB/MySQL: ``information_schema.innodb_trx`` (needs
+    ``PROCESS``). SQLite has one writer at a time and no server clock: the local clock.
+    """
+    if source.engine == "postgres":
+        sql = (
+            "SELECT CAST(now() AT TIME ZONE 'UTC' AS TEXT) AS now_utc, "
+            "CAST(MIN(xact_start) AT TIME ZONE 'UTC' AS TEXT) AS oldest FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL "
+            "AND backend_type = 'client backend'"
+        )
+    elif source.engine == "mariadb":
+        sql = (
+            "SELECT CAST(UTC_TIMESTAMP(6) AS CHAR) AS now_utc, CAST(MIN(trx_started) AS CHAR) AS oldest "
+            "FROM information_schema.innodb_trx WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+        )
+    else:
+        return {"source_now": datetime.now(UTC).isoformat(), "oldest_open_transaction": None}
+    row = _query(spark, source, sql, ["now_utc", "oldest"]).collect()[0]
+    now, oldest = _parse_source_time(row["now_utc"]), _parse_source_time(row["oldest"])
+    return {
+        "source_now": now.isoformat() if now else None,
+        "oldest_open_transaction": oldest.isoformat() if oldest else None,
+    }
+
+
+def safe_high(window: Slice, horizon: dict[str, str | None]) -> datetime | None:
+    """How far the watermark may move after this read: never past the slice's end, the
+    source's clock at read time, or the start of a transaction that was still open."""
+    if window.full or window.hi is None:
+        return None
+    bounds = [window.hi] + [_parse_source_time(v) for v in horizon.values() if v]
+    return min(b for b in bounds if b is not None)
+
+
+def plan_extract(spark, source: JdbcSource, table: TableConfig, window: Slice) -> dict[str, Any]:
+    """What to read, decided once per run: predicate, types, counts, key-range chunks."""
+    horizon = source_horizon(spark, source) if not window.full else {}
     predicate = slice_predicate(source, window)
     custom_schema, casts = table_plan(spark, source, table)
     stats = slice_stats(spark, source, table, predicate)
-    partitions = _partitions(table, stats)
+    chunks: list[list[int] | None] = [None]
+    if stats["lo"] is not None and stats["rows"] > table.chunk_rows:
+        count = min(math.ceil(stats["rows"] / table.chunk_rows), stats["hi"] - stats["lo"] + 1)
+        width = math.ceil((stats["hi"] + 1 - stats["lo"]) / count)
+        chunks = [
+            [stats["lo"] + i * width, min(stats["lo"] + (i + 1) * width, stats["hi"] + 1)] for i in range(count)
+        ]
+    return {
+        "predicate": predicate,
+        "custom_schema": custom_schema,
+        "casts": casts,
+        "stats": stats,
+        "chunks": chunks,
+        "horizon": horizon,
+        "safe_hi": (lambda v: v.isoformat() if v else None)(safe_high(window, horizon)),
+    }
+
+
+def read_chunk(spark, source: JdbcSource, table: TableConfig, plan: dict[str, Any], key_range: list[int] | None):
+    """One chunk of the slice as a lazy DataFrame, read with partitioned parallel JDBC reads."""
+    predicate = plan["predicate"]
+    stats = plan["stats"]
+    lo, hi, rows = stats["lo"], stats["hi"], stats["rows"]
+    if key_range is not None:
+        column = source.quote(table.split_column)
+        predicate = f"({predicate}) AND {column} >= {key_range[0]} AND {column} < {key_range[1]}"
+        lo, hi = key_range[0], key_range[1] - 1
+        rows = min(rows, table.chunk_rows)
+    partitions = _partitions(table, rows, lo, hi)
     options = {
         **source.jdbc_options(),
         "dbtable": f"(SELECT * FROM {source.table_ref(table.source_name)} WHERE {predicate}) lockgate_slice",
         "fetchsize": str(table.fetch_size),
         "preferTimestampNTZ": "true",
     }
-    if custom_schema:
-        options["customSchema"] = custom_schema
+    if plan["custom_schema"]:
+        options["customSchema"] = plan["custom_schema"]
     if partitions > 1:
         options.update(
             partitionColumn=table.split_column,
-            lowerBound=str(stats["lo"]),
-            upperBound=str(stats["hi"] + 1),
+            lowerBound=str(lo),
+            upperBound=str(hi + 1),
             numPartitions=str(partitions),
         )
     df = spark.read.format("jdbc").options(**options).load()
-    return apply_casts(df, casts), {**stats, "partitions": partitions, "predicate": predicate}
+    return apply_casts(df, plan["casts"]), partitions
+
+
+def _write_parquet(df, folder: Path) -> list[Path]:
+    """Write a DataFrame as Parquet into ``folder`` (created by the write) and list its parts."""
+    df.write.mode("overwrite").option("compression", "zstd").parquet(str(folder))
+    for junk in [*folder.glob(".*.crc"), *folder.glob("_SUCCESS")]:
+        junk.unlink()
+    return sorted(folder.glob("part-*.parquet"))
 
 
 def _parquet_summary(folder: Path, cursor: str | None) -> tuple[list[dict[str, Any]], int, Any, Any]:
@@ -182,6 +269,54 @@ def _parquet_summary(folder: Path, cursor: str | None) -> tuple[list[dict[str, A
     return files, total, lo, hi
 
 
+def _extract_chunks(spark, source: JdbcSource, table: TableConfig, window: Slice, partial: Path) -> dict[str, Any]:
+    """Read every chunk not yet on disk; a chunk is complete once its ``_chunk.json`` exists."""
+    partial.mkdir(parents=True, exist_ok=True)
+    plan_path = partial / "_plan.json"
+    if plan_path.exists():
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    else:
+        plan = plan_extract(spark, source, table, window)
+        lake.write_json_atomic(plan_path, plan)
+    done = []
+    for index, key_range in enumerate(plan["chunks"]):
+        folder = partial / f"chunk-{index:05d}"
+        marker = folder / "_chunk.json"
+        if marker.exists():
+            info = json.loads(marker.read_text(encoding="utf-8"))
+            if all((folder / name).exists() for name in info["files"]):
+                done.append({**info, "index": index, "resumed": True})
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        temp = partial / f".chunk-{index:05d}.tmp"
+        shutil.rmtree(temp, ignore_errors=True)
+        df, partitions = read_chunk(spark, source, table, plan, key_range)
+        files = _write_parquet(df, temp)
+        os.rename(temp, folder)
+        schema = [{"name": f.name, "type": f.dataType.simpleString(), "nullable": f.nullable} for f in df.schema.fields]
+        info = {"files": [f.name for f in files], "partitions": partitions, "key_range": key_range, "schema": schema}
+        lake.write_json_atomic(marker, info)
+        done.append({**info, "index": index, "resumed": False})
+        faults.hit("extract.chunk_written", table.name)
+    return {**plan, "done": done}
+
+
+def _extract_keys(spark, source: JdbcSource, table: TableConfig, folder: Path) -> dict[str, Any]:
+    """Every primary key currently in the source (for delete propagation), plus the
+    source clock when they were read: rows newer than that are never judged deleted."""
+    horizon = source_horizon(spark, source)
+    keys = ", ".join(source.quote(k) for k in table.primary_key)
+    options = {
+        **source.jdbc_options(),
+        "dbtable": f"(SELECT {keys} FROM {source.table_ref(table.source_name)}) lockgate_keys",
+        "fetchsize": str(max(table.fetch_size, 50_000)),
+    }
+    if source.engine == "sqlite":
+        options["customSchema"] = ", ".join(f"`{k}` BIGINT" for k in table.primary_key)
+    files = _write_parquet(spark.read.format("jdbc").options(**options).load(), folder)
+    return {"files": files, "read_at": horizon["source_now"]}
+
+
 def run_extract(
     config: SourceConfig,
     table: TableConfig,
@@ -194,8 +329,10 @@ def run_extract(
 ) -> dict[str, Any]:
     """Extract one slice into the lake; returns the manifest (with its folder as ``path``).
 
-    A run whose folder is already sealed and intact is not extracted again: that is the
-    checkpoint a retried or cleared task resumes from.
+    Checkpoints: a run whose folder is already sealed and intact is not extracted again,
+    and a large slice is read in key-range chunks kept in ``.partial-<run_id>/`` until
+    the folder is sealed, so a retry after a failure half-way starts at the first
+    chunk that is not on disk.
     """
     settings = settings or load_settings()
     location = lake.RawLocation(
@@ -214,19 +351,39 @@ def run_extract(
         spark = get_spark(f"lockgate-extract-{config.source}")
     lake.clean_temp(location)
     temp = location.temp_path()
+    partial = location.partial_path
     started = time.monotonic()
     try:
-        df, stats = read_slice(spark, source, table, window)
-        location.interval_dir.mkdir(parents=True, exist_ok=True)
-        df.write.mode("overwrite").option("compression", "zstd").parquet(str(temp))
+        result = _extract_chunks(spark, source, table, window, partial)
+        keys = None
+        if table.delete_propagation != "none":
+            keys = _extract_keys(spark, source, table, partial / ".keys.tmp")
     except Exception as exc:
-        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(partial / ".keys.tmp", ignore_errors=True)
         if exc.__class__.__module__.startswith(("py4j", "pyspark")):
             raise _explain_source_error(exc, source, table.source_name) from None
         raise
-    for junk in [*temp.glob(".*.crc"), *temp.glob("_SUCCESS")]:
-        junk.unlink()
+    # Assemble the sealed folder from hard links: the chunks stay intact until it is sealed.
+    temp.mkdir(parents=True)
+    for chunk in result["done"]:
+        for number, name in enumerate(chunk["files"]):
+            os.link(partial / f"chunk-{chunk['index']:05d}" / name, temp / f"part-{chunk['index']:05d}-{number:05d}.parquet")
+    keys_manifest = None
+    if keys is not None:
+        (temp / "keys").mkdir()
+        for number, path in enumerate(keys["files"]):
+            os.link(path, temp / "keys" / f"part-{number:05d}.parquet")
+        key_files = sorted((temp / "keys").glob("*.parquet"))
+        keys_manifest = {
+            "columns": list(table.primary_key),
+            "read_at": keys["read_at"],
+            "files": [
+                {"path": f"keys/{f.name}", "bytes": f.stat().st_size, "sha256": lake.sha256_file(f)} for f in key_files
+            ],
+        }
+    faults.hit("extract.before_seal", table.name)
     files, rows, cursor_min, cursor_max = _parquet_summary(temp, window.column if table.incremental else None)
+    schema = result["done"][0]["schema"]
     manifest = {
         "source": config.source,
         "table": table.name,
@@ -236,20 +393,27 @@ def run_extract(
         "run_id": run_id,
         "mode": table.mode,
         "slice": window.as_dict(),
-        "predicate": stats["predicate"],
-        "source_rows": stats["rows"],
+        "predicate": result["predicate"],
+        "source_rows": result["stats"]["rows"],
         "rows": rows,
-        "partitions": stats["partitions"],
-        "schema": [
-            {"name": f.name, "type": f.dataType.simpleString(), "nullable": f.nullable} for f in df.schema.fields
+        "partitions": max(c["partitions"] for c in result["done"]),
+        "chunks": [
+            {"index": c["index"], "key_range": c["key_range"], "files": len(c["files"]), "resumed": c["resumed"]}
+            for c in result["done"]
         ],
+        "horizon": result["horizon"],
+        "safe_hi": result["safe_hi"],
+        "schema": schema,
         "cursor_min": cursor_min.isoformat() if hasattr(cursor_min, "isoformat") else cursor_min,
         "cursor_max": cursor_max.isoformat() if hasattr(cursor_max, "isoformat") else cursor_max,
         "files": files,
         "extracted_at": datetime.now(UTC).isoformat(),
         "extract_seconds": round(time.monotonic() - started, 3),
     }
+    if keys_manifest:
+        manifest["keys"] = keys_manifest
     folder = lake.seal(location, temp, manifest)
+    shutil.rmtree(partial, ignore_errors=True)
     return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
 
 

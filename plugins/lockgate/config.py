@@ -27,6 +27,7 @@ from lockgate.errors import ConfigError
 
 LoadMode = Literal["full", "append", "merge"]
 QualityPolicy = Literal["fail", "quarantine", "warn"]
+DeletePolicy = Literal["none", "delete", "flag"]
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
@@ -66,6 +67,10 @@ class TableConfig(_Model):
         partitions: JDBC read partitions (upper bound; small slices use fewer).
         fetch_size: rows per JDBC round trip.
         expectations: suite reference ``<source>/<table>`` under ``expectations/``.
+        chunk_rows: a slice with more rows is extracted in key-range chunks, each
+            kept on disk as it completes, so a retry resumes at the first missing chunk.
+        delete_propagation: ``delete`` removes, ``flag`` marks (``_lockgate_deleted_at``)
+            warehouse rows whose key no longer exists in the source.
         on_quality_failure: ``fail`` stops the load; ``quarantine`` and ``warn`` are
             accepted by the model (see the README for their status).
     """
@@ -81,6 +86,8 @@ class TableConfig(_Model):
     fetch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     expectations: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-]+$")
     on_quality_failure: QualityPolicy = "fail"
+    chunk_rows: int = Field(default=2_000_000, ge=1)
+    delete_propagation: DeletePolicy = "none"
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -93,6 +100,8 @@ class TableConfig(_Model):
             raise ValueError(f"mode '{self.mode}' needs a 'cursor' column to slice intervals")
         if self.mode == "merge" and not self.primary_key:
             raise ValueError("mode 'merge' needs a 'primary_key'")
+        if self.delete_propagation != "none" and not self.primary_key:
+            raise ValueError(f"delete_propagation '{self.delete_propagation}' needs a 'primary_key'")
         if self.lookback < timedelta(0):
             raise ValueError("'lookback' must not be negative")
         return self

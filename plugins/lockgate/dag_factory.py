@@ -36,9 +36,13 @@ def table_asset(source: str, table: str) -> Asset:
     return Asset(name=f"lockgate.{source}.{table}", uri=f"lockgate://warehouse/{source}/{table}")
 
 
-def _run_info(context: dict[str, Any], full_refresh: bool):
+def _run_info(context: dict[str, Any]):
+    """The run as the pipeline sees it. Scheduled and backfill runs carry a data
+    interval; a manual run triggered without a logical date has none and reads from
+    the stored watermark up to when it was created."""
     from lockgate.pipeline import RunInfo
 
+    params = context.get("params") or {}
     dag_run = context["dag_run"]
     created = getattr(dag_run, "run_after", None) or getattr(dag_run, "queued_at", None)
     return RunInfo(
@@ -46,7 +50,8 @@ def _run_info(context: dict[str, Any], full_refresh: bool):
         interval_start=context.get("data_interval_start"),
         interval_end=context.get("data_interval_end"),
         run_created=created,
-        full_refresh=full_refresh,
+        full_refresh=bool(params.get("full_refresh")),
+        replay_from_lake=str(params.get("replay_from_lake") or ""),
     )
 
 
@@ -79,21 +84,21 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             if not _selected(table_name, params):
                 raise AirflowSkipException(f"table {table_name} not in the run's 'tables' parameter")
             cfg, tbl = load_config()
-            return extract_stage(cfg, tbl, _run_info(context, bool(params.get("full_refresh"))))
+            return extract_stage(cfg, tbl, _run_info(context))
 
         @task(task_id="validate", doc_md="Run the table's Great Expectations suite on the raw batch.")
         def validate(extracted: dict[str, Any], **context) -> dict[str, Any]:
             from lockgate.pipeline import validate_stage
 
             cfg, tbl = load_config()
-            return validate_stage(cfg, tbl, _run_info(context, False), extracted["raw_path"])
+            return validate_stage(cfg, tbl, _run_info(context), extracted["raw_path"])
 
         @task(task_id="load", doc_md="Load the verified batch into the warehouse in one transaction.")
         def load(extracted: dict[str, Any], validated: dict[str, Any], **context) -> dict[str, Any]:
             from lockgate.pipeline import load_stage
 
             cfg, tbl = load_config()
-            return load_stage(cfg, tbl, _run_info(context, False), extracted["raw_path"])
+            return load_stage(cfg, tbl, _run_info(context), extracted["raw_path"])
 
         @task(
             task_id="publish",
@@ -104,7 +109,7 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             from lockgate.pipeline import publish_stage
 
             cfg, tbl = load_config()
-            return publish_stage(cfg, tbl, _run_info(context, False), extracted["raw_path"])
+            return publish_stage(cfg, tbl, _run_info(context), extracted["raw_path"])
 
         extracted = extract()
         validated = validate(extracted)
@@ -142,6 +147,12 @@ def build_dag(config: SourceConfig, *, doc_md: str | None = None) -> DAG:
             "tables": Param(
                 [], type="array", items={"type": "string", "enum": table_names},
                 description="Run only these tables (empty: all).",
+            ),
+            "replay_from_lake": Param(
+                "",
+                type="string",
+                description="Reload a stored raw version instead of reading the source: "
+                "'latest' or the run id of a stored version (empty: read the source).",
             ),
         },
     ) as dag:

@@ -69,6 +69,11 @@ class RawLocation:
     def temp_path(self) -> Path:
         return self.interval_dir / f".tmp-{safe_name(self.run_id)}-{os.getpid()}"
 
+    @property
+    def partial_path(self) -> Path:
+        """Chunks of an unfinished extract of this run; kept across retries (the checkpoint)."""
+        return self.interval_dir / f".partial-{safe_name(self.run_id)}"
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -174,3 +179,39 @@ def clean_temp(location: RawLocation) -> None:
         return
     for leftover in location.interval_dir.glob(f".tmp-{safe_name(location.run_id)}-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def sealed_versions(lake_root: Path, source: str, table: str, interval_dir_name: str | None = None) -> list[Path]:
+    """Sealed folders of a table (of one interval folder when given), oldest seal first."""
+    folders = [
+        f for f in sealed_runs(lake_root, source, table) if interval_dir_name is None or f.parent.name == interval_dir_name
+    ]
+    return sorted(folders, key=lambda f: read_manifest(f).get("sealed_at", ""))
+
+
+def link_version(location: RawLocation, version: Path, extra: dict[str, Any]) -> Path:
+    """Seal ``location`` as a copy of a stored version, without copying bytes.
+
+    The data files are hard links (the lake is immutable, so sharing them is safe);
+    the new manifest repeats the stored one and records where it came from.
+    """
+    stored = verify(version)
+    location.interval_dir.mkdir(parents=True, exist_ok=True)
+    temp = location.temp_path()
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    for item in stored["files"]:
+        source_file = Path(version) / item["path"]
+        target = temp / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source_file, target)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(source_file, target)
+    for item in stored.get("keys", {}).get("files", []):
+        target = temp / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(Path(version) / item["path"], target)
+    manifest = {k: v for k, v in stored.items() if k not in ("sealed_at", "format_version")}
+    manifest.update(extra)
+    return seal(location, temp, manifest)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lockgate import lake, warehouse
+from lockgate import faults, lake, warehouse
 from lockgate.config import SourceConfig, TableConfig
 from lockgate.errors import LakeError
 from lockgate.settings import Settings, load_settings
@@ -34,22 +34,68 @@ class RunInfo:
     interval_end: datetime | None = None
     run_created: datetime | None = None
     full_refresh: bool = False
+    #: "" (read the source), "latest" or a stored run id: reload a raw version from the lake.
+    replay_from_lake: str = ""
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(self.interval_start and self.interval_end and self.interval_start < self.interval_end)
 
 
 def plan_slice(config: SourceConfig, table: TableConfig, run: RunInfo, settings: Settings) -> Slice:
-    watermark = None
-    manual = not (run.interval_start and run.interval_end and run.interval_start < run.interval_end)
-    if table.incremental and manual and not run.full_refresh:
+    """The run's slice: its interval (minus lookback), or from the watermark for a manual
+    run without one, widened to a pending re-read window (see :func:`compute_slice`)."""
+    state = {"watermark": None, "reread_from": None, "reread_until": None}
+    if table.incremental and not run.full_refresh:
         with warehouse.connect(settings.warehouse) as conn:
-            watermark = warehouse.get_watermark(conn, config.source, table.name)
+            state = warehouse.get_state(conn, config.source, table.name)
     return compute_slice(
         table,
         interval_start=run.interval_start,
         interval_end=run.interval_end,
         run_created=run.run_created,
-        watermark=watermark,
+        watermark=state["watermark"],
         full_refresh=run.full_refresh,
+        reread_from=state["reread_from"],
+        reread_until=state["reread_until"],
     )
+
+
+def replay_version(config: SourceConfig, table: TableConfig, run: RunInfo, settings: Settings) -> dict[str, Any]:
+    """Seal this run's raw folder as a stored version of the same interval (hard links):
+    the source is not touched. ``run.replay_from_lake`` is ``latest`` or a run id."""
+    if table.incremental and not run.has_interval:
+        raise LakeError(
+            f"{config.source}.{table.name}: replay_from_lake needs a data interval; replay a range with "
+            "a backfill: airflow backfill create --dag-id ... --dag-run-conf '{\"replay_from_lake\": \"latest\"}'"
+        )
+    location = lake.RawLocation(
+        settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id
+    )
+    if location.manifest_path.exists():
+        return {**lake.verify(location.path), "path": str(location.path), "resumed": True}
+    interval = location.interval_dir.name if table.incremental else None
+    versions = [
+        v
+        for v in lake.sealed_versions(settings.lake_root, config.source, table.name, interval)
+        if v != location.path
+    ]
+    wanted = run.replay_from_lake
+    if wanted != "latest":
+        versions = [v for v in versions if v.name == lake.safe_name(wanted)]
+    if not versions:
+        where = f"interval {interval}" if interval else "any interval"
+        raise LakeError(
+            f"{config.source}.{table.name}: no stored raw version "
+            f"{'' if wanted == 'latest' else repr(wanted) + ' '}for {where} in {location.table_dir}"
+        )
+    version = versions[-1]
+    folder = lake.link_version(
+        location,
+        version,
+        {"run_id": run.run_id, "replayed_from": str(version), "replayed_at": datetime.now(UTC).isoformat()},
+    )
+    return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
 
 
 def extract_stage(
@@ -65,9 +111,14 @@ def extract_stage(
     from spark_jobs.extract import run_extract
 
     settings = settings or load_settings()
-    window = plan_slice(config, table, run, settings)
-    log.info("%s.%s: extracting slice %s", config.source, table.name, window.as_dict())
-    manifest = run_extract(config, table, window, run.run_id, source=source, settings=settings, spark=spark)
+    if run.replay_from_lake:
+        manifest = replay_version(config, table, run, settings)
+        window = Slice.from_dict(manifest["slice"])
+        log.info("%s.%s: replaying %s from the lake", config.source, table.name, manifest.get("replayed_from"))
+    else:
+        window = plan_slice(config, table, run, settings)
+        log.info("%s.%s: extracting slice %s", config.source, table.name, window.as_dict())
+        manifest = run_extract(config, table, window, run.run_id, source=source, settings=settings, spark=spark)
     with warehouse.connect(settings.warehouse) as conn:
         warehouse.record_run(
             conn,
@@ -83,12 +134,28 @@ def extract_stage(
             source_rows=manifest["source_rows"],
             rows_extracted=manifest["rows"],
             extract_seconds=manifest["extract_seconds"],
+            safe_hi=_parse_time(manifest.get("safe_hi")),
             status="extracted",
             error=None,
+        )
+    if manifest.get("safe_hi") and window.hi and _parse_time(manifest["safe_hi"]) < window.hi:
+        log.warning(
+            "%s.%s: a source transaction open since %s may still commit rows in this slice; the watermark "
+            "stops there and the next run re-reads from it",
+            config.source,
+            table.name,
+            manifest["safe_hi"],
         )
     verb = "reused sealed extract" if manifest.get("resumed") else "extracted"
     log.info("%s.%s: %s %d rows → %s", config.source, table.name, verb, manifest["rows"], manifest["path"])
     return {"raw_path": manifest["path"], "rows": manifest["rows"], "resumed": bool(manifest.get("resumed"))}
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _builtin_suite(table: TableConfig) -> dict[str, Any]:
@@ -130,6 +197,25 @@ def validate_stage(
 
     settings = settings or load_settings()
     manifest = lake.verify(raw_path, checksums=False)
+    with warehouse.connect(settings.warehouse) as conn:
+        previous = warehouse.run_status(conn, config.source, table.name, run.run_id)
+        if (
+            previous
+            and previous["raw_path"] == raw_path
+            and previous["validation_status"] in ("passed", "warned")
+            and (previous["quality_report"] is None or Path(previous["quality_report"]).exists())
+        ):
+            log.info("%s.%s: this batch was already validated (%s); not again",
+                     config.source, table.name, previous["validation_status"])
+            return {
+                "status": previous["validation_status"],
+                "rules_evaluated": previous["rules_evaluated"],
+                "rules_failed": previous["rules_failed"],
+                "report": previous["quality_report"],
+                "resumed": True,
+            }
+        # Destructive schema drift is reported before any rule runs (nothing is loaded).
+        warehouse.check_schema(conn, config.source, table.name, manifest["schema"])
     suite = (
         quality.load_suite(settings.expectations_dir, table.expectations)
         if table.expectations
@@ -151,6 +237,7 @@ def validate_stage(
             df.unpersist()
         evaluated, failed, success = report.evaluated, report.failed, report.success
         path = quality_report_path(settings, config.source, table.name, run.run_id)
+        faults.hit("validate.before_report", table.name)
         quality.write_report(report, path)
     else:
         report, evaluated, failed, success, path = None, 0, 0, True, None
@@ -219,12 +306,26 @@ def load_stage(
                 raise LakeError(
                     f"{raw_path}: staged {result['rows_staged']} rows but the manifest lists {manifest['rows']}"
                 )
+            deleted = None
+            if table.delete_propagation != "none" and manifest.get("keys"):
+                deleted = warehouse.propagate_deletes(
+                    conn,
+                    source=config.source,
+                    table=table.name,
+                    policy=table.delete_propagation,
+                    key_files=[str(Path(raw_path) / f["path"]) for f in manifest["keys"]["files"]],
+                    primary_key=table.primary_key,
+                    cursor=table.cursor,
+                    keys_read_at=_parse_time(manifest["keys"].get("read_at")),
+                )
+            faults.hit("load.before_commit", table.name)
             warehouse.record_run(
                 conn,
                 config.source,
                 table.name,
                 run.run_id,
                 rows_loaded=result["rows_staged"],
+                rows_deleted=deleted,
                 load_seconds=round(time.monotonic() - started, 3),
                 status="loaded",
                 error=None,
@@ -233,6 +334,10 @@ def load_stage(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    faults.hit("load.after_commit", table.name)
+    if deleted:
+        verb = "deleted" if table.delete_propagation == "delete" else "flagged as deleted"
+        log.info("%s.%s: %d rows %s (keys gone from the source)", config.source, table.name, deleted, verb)
     for change in result["schema_changes"]:
         log.info("%s.%s: schema %s", config.source, table.name, change)
     log.info(
@@ -262,10 +367,19 @@ def publish_stage(
     with warehouse.connect(settings.warehouse) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
+            safe = _parse_time(manifest.get("safe_hi")) if "safe_hi" in manifest else window.hi
             watermark = warehouse.advance_watermark(
-                conn, config.source, table.name, window.hi, manifest.get("cursor_max"), run.run_id
+                conn,
+                config.source,
+                table.name,
+                safe if table.incremental else None,
+                manifest.get("cursor_max"),
+                run.run_id,
+                slice_lo=window.lo,
+                slice_hi=window.hi,
             )
             warehouse.refresh_lake_view(conn, config.source, table.name, files)
+            faults.hit("publish.before_commit", table.name)
             warehouse.record_run(conn, config.source, table.name, run.run_id, status="published")
             conn.execute("COMMIT")
         except BaseException:

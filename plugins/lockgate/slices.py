@@ -65,6 +65,8 @@ def compute_slice(
     run_created: datetime | None = None,
     watermark: datetime | None = None,
     full_refresh: bool = False,
+    reread_from: datetime | None = None,
+    reread_until: datetime | None = None,
 ) -> Slice:
     """The slice a run of ``table`` reads.
 
@@ -73,13 +75,22 @@ def compute_slice(
         run_created: when the run was created; the upper bound of a manual run.
         watermark: the table's stored watermark, the lower bound of a manual run.
         full_refresh: read the whole table whatever its mode.
+        reread_from, reread_until: a window an earlier run may have missed because a
+            source transaction was still open; a run whose slice reaches past
+            ``reread_until`` starts at ``reread_from`` instead, and so picks those rows up.
     """
     start, end = _utc(interval_start), _utc(interval_end)
     if not table.incremental or full_refresh:
         return Slice(table.cursor, None, None, start, end, full=True)
+    pending, until = _utc(reread_from), _utc(reread_until)
     if start is not None and end is not None and start < end:
-        return Slice(table.cursor, start - table.lookback, end, start, end)
+        lower = start - table.lookback
+        if pending is not None and pending < lower and (until is None or end >= until):
+            lower = pending
+        return Slice(table.cursor, lower, end, start, end)
     # A manual run: from the watermark (minus lookback) to when the run was created.
     upper = _utc(run_created) or end or start
     lower = _utc(watermark) - table.lookback if watermark else None
+    if lower is not None and pending is not None and pending < lower:
+        lower = pending
     return Slice(table.cursor, lower, upper, lower, upper)

@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS lockgate.state (
     last_run_id VARCHAR,
     updated_at TIMESTAMPTZ
 );
+-- Rows behind the watermark that a still-open source transaction may yet commit:
+-- the next run that reaches past reread_until re-reads from reread_from.
+ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_from TIMESTAMPTZ;
+ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_until TIMESTAMPTZ;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS safe_hi TIMESTAMPTZ;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT;
 CREATE TABLE IF NOT EXISTS lockgate.schema_history (
     source VARCHAR NOT NULL,
     table_name VARCHAR NOT NULL,
@@ -174,12 +180,7 @@ def reconcile_schema(conn, source: str, table: str, manifest_schema: list[dict],
         columns = ", ".join(f"{q(name)} {dtype}" for name, dtype in wanted.items())
         conn.execute(f"CREATE TABLE {q(source)}.{q(table)} ({columns})")
         return [f"created {table}"]
-    problems = []
-    for name, old_type in existing.items():
-        if name not in wanted:
-            problems.append(f"column '{name}' ({old_type}) was dropped in the source")
-        elif _normalise(wanted[name]) != old_type:
-            problems.append(f"column '{name}' changed type from {old_type} to {wanted[name]}")
+    problems = _drift_problems(existing, wanted)
     if problems:
         raise SchemaDriftError(
             f"{source}.{table}: schema changed in the source; nothing was loaded: " + "; ".join(problems)
@@ -275,7 +276,7 @@ _RUN_COLUMNS = {
     "mode", "interval_start", "interval_end", "slice_lo", "slice_hi", "raw_path", "source_rows",
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
-    "load_seconds",
+    "load_seconds", "safe_hi", "rows_deleted",
 }  # fmt: skip
 
 
@@ -317,24 +318,120 @@ def run_status(conn, source: str, table: str, run_id: str) -> dict[str, Any] | N
 
 
 def get_watermark(conn, source: str, table: str) -> datetime | None:
+    return get_state(conn, source, table)["watermark"]
+
+
+def get_state(conn, source: str, table: str) -> dict[str, Any]:
+    """The table's checkpoint: watermark and the pending re-read window (if any)."""
     row = conn.execute(
-        "SELECT watermark FROM lockgate.state WHERE source = ? AND table_name = ?", [source, table]
+        "SELECT watermark, reread_from, reread_until FROM lockgate.state WHERE source = ? AND table_name = ?",
+        [source, table],
     ).fetchone()
-    return row[0] if row else None
+    if not row:
+        return {"watermark": None, "reread_from": None, "reread_until": None}
+    return {"watermark": row[0], "reread_from": row[1], "reread_until": row[2]}
 
 
 def advance_watermark(
-    conn, source: str, table: str, watermark: datetime | None, cursor_max: str | None, run_id: str
+    conn,
+    source: str,
+    table: str,
+    watermark: datetime | None,
+    cursor_max: str | None,
+    run_id: str,
+    *,
+    slice_lo: datetime | None = None,
+    slice_hi: datetime | None = None,
 ) -> datetime | None:
-    """Move the watermark forward (never back) and return the stored value."""
-    current = get_watermark(conn, source, table)
+    """Move the watermark forward (never back) and keep the re-read window current.
+
+    ``watermark`` is the run's *safe* high point. When it is below the slice's end, a
+    source transaction was still open during the read: rows it commits later may carry
+    cursor values in ``[watermark, slice_hi)``, so that range is remembered as the
+    re-read window until a run's slice covers it.
+    """
+    state = get_state(conn, source, table)
+    current, reread_from, reread_until = state["watermark"], state["reread_from"], state["reread_until"]
     now = datetime.now(UTC)
     new = watermark if current is None or (watermark is not None and watermark > current) else current
+    if reread_from is not None and slice_lo is not None and slice_hi is not None:
+        if slice_lo <= reread_from and slice_hi >= reread_until:
+            reread_from = reread_until = None  # this run read the whole window again
+    if watermark is not None and slice_hi is not None and watermark < slice_hi:
+        reread_from = watermark if reread_from is None else min(reread_from, watermark)
+        reread_until = slice_hi if reread_until is None else max(reread_until, slice_hi)
     conn.execute("DELETE FROM lockgate.state WHERE source = ? AND table_name = ?", [source, table])
     conn.execute(
-        "INSERT INTO lockgate.state VALUES (?, ?, ?, ?, ?, ?)", [source, table, new, cursor_max, run_id, now]
+        "INSERT INTO lockgate.state (source, table_name, watermark, cursor_max, last_run_id, updated_at, "
+        "reread_from, reread_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [source, table, new, cursor_max, run_id, now, reread_from, reread_until],
     )
     return new
+
+
+def check_schema(conn, source: str, table: str, manifest_schema: list[dict]) -> None:
+    """Raise :class:`SchemaDriftError` if the batch cannot be loaded without loss
+    (a column dropped or retyped in the source). Read-only; new columns are fine."""
+    existing = table_columns(conn, source, table)
+    if not existing:
+        return
+    wanted = {col["name"]: spark_to_duckdb(col["type"]) for col in manifest_schema}
+    problems = _drift_problems(existing, wanted)
+    if problems:
+        raise SchemaDriftError(
+            f"{source}.{table}: schema changed in the source; nothing was loaded: " + "; ".join(problems)
+        )
+
+
+def _drift_problems(existing: dict[str, str], wanted: dict[str, str]) -> list[str]:
+    problems = []
+    for name, old_type in existing.items():
+        if name.startswith("_lockgate_"):
+            continue
+        if name not in wanted:
+            problems.append(f"column '{name}' was dropped in the source (old type {old_type}, new type: none)")
+        elif _normalise(wanted[name]) != old_type:
+            problems.append(f"column '{name}' changed type from {old_type} to {_normalise(wanted[name])}")
+    return problems
+
+
+def propagate_deletes(
+    conn,
+    *,
+    source: str,
+    table: str,
+    policy: str,
+    key_files: list[str],
+    primary_key: list[str],
+    cursor: str | None,
+    keys_read_at: datetime | None,
+) -> int:
+    """Remove (``delete``) or mark (``flag``) warehouse rows whose key is gone from the source.
+
+    Rows whose cursor is at or after the moment the keys were read are left alone: they
+    may have been loaded by another run after this key snapshot was taken.
+    """
+    target = f"{q(source)}.{q(table)}"
+    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in key_files) + "]"
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE lockgate_keys AS SELECT * FROM read_parquet({file_list})")
+    match = " AND ".join(f"k.{q(c)} = t.{q(c)}" for c in primary_key)
+    gone = f"NOT EXISTS (SELECT 1 FROM lockgate_keys k WHERE {match})"
+    if cursor and keys_read_at is not None:
+        gone += f" AND t.{q(cursor)} < {_cursor_literal(conn, source, table, cursor, keys_read_at)}"
+    if policy == "delete":
+        count = conn.execute(f"SELECT count(*) FROM {target} t WHERE {gone}").fetchone()[0]
+        conn.execute(f"DELETE FROM {target} t WHERE {gone}")
+    else:
+        conn.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS _lockgate_deleted_at TIMESTAMPTZ")
+        count = conn.execute(
+            f"SELECT count(*) FROM {target} t WHERE {gone} AND t._lockgate_deleted_at IS NULL"
+        ).fetchone()[0]
+        conn.execute(f"UPDATE {target} t SET _lockgate_deleted_at = now() WHERE {gone} AND _lockgate_deleted_at IS NULL")
+        # A key that came back (re-inserted in the source) is live again.
+        back = f"EXISTS (SELECT 1 FROM lockgate_keys k WHERE {match})"
+        conn.execute(f"UPDATE {target} t SET _lockgate_deleted_at = NULL WHERE {back} AND _lockgate_deleted_at IS NOT NULL")
+    conn.execute("DROP TABLE lockgate_keys")
+    return int(count)
 
 
 def refresh_lake_view(conn, source: str, table: str, files: list[str]) -> None:

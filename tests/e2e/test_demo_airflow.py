@@ -93,7 +93,9 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
         env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags")},
         capture_output=True, text=True, timeout=300, check=True,
     )
-    states = [r["state"] for r in json.loads(runs.stdout[runs.stdout.index("[") :])]
+    # Airflow may print log lines (e.g. "[warning ] ...") before the JSON document.
+    document = next(line for line in reversed(runs.stdout.splitlines()) if line.startswith("[{") or line == "[]")
+    states = [r["state"] for r in json.loads(document)]
     assert states == ["success", "success"]
 
     # Re-running the first (older) interval after the second must leave every table identical.

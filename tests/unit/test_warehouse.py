@@ -133,7 +133,7 @@ def test_added_column_is_followed_and_recorded(conn, tmp_path):
 @pytest.mark.parametrize(
     ("schema", "message"),
     [
-        ([c for c in SCHEMA if c["name"] != "name"], "column 'name' (VARCHAR) was dropped in the source"),
+        ([c for c in SCHEMA if c["name"] != "name"], "column 'name' was dropped in the source (old type VARCHAR, new type: none)"),
         ([{**c, "type": "bigint"} if c["name"] == "amount" else c for c in SCHEMA], "column 'amount' changed type"),
     ],
 )
