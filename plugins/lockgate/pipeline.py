@@ -61,13 +61,15 @@ def plan_slice(config: SourceConfig, table: TableConfig, run: RunInfo, settings:
     )
 
 
-def replay_version(config: SourceConfig, table: TableConfig, run: RunInfo, settings: Settings) -> dict[str, Any]:
+def replay_version(
+    config: SourceConfig, table: TableConfig, run: RunInfo, settings: Settings
+) -> dict[str, Any]:
     """Seal this run's raw folder as a stored version of the same interval (hard links):
     the source is not touched. ``run.replay_from_lake`` is ``latest`` or a run id."""
     if table.incremental and not run.has_interval:
         raise LakeError(
             f"{config.source}.{table.name}: replay_from_lake needs a data interval; replay a range with "
-            "a backfill: airflow backfill create --dag-id ... --dag-run-conf '{\"replay_from_lake\": \"latest\"}'"
+            'a backfill: airflow backfill create --dag-id ... --dag-run-conf \'{"replay_from_lake": "latest"}\''
         )
     location = lake.RawLocation(
         settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id
@@ -114,30 +116,42 @@ def extract_stage(
     if run.replay_from_lake:
         manifest = replay_version(config, table, run, settings)
         window = Slice.from_dict(manifest["slice"])
-        log.info("%s.%s: replaying %s from the lake", config.source, table.name, manifest.get("replayed_from"))
+        log.info(
+            "%s.%s: replaying %s from the lake", config.source, table.name, manifest.get("replayed_from")
+        )
     else:
         window = plan_slice(config, table, run, settings)
         log.info("%s.%s: extracting slice %s", config.source, table.name, window.as_dict())
-        manifest = run_extract(config, table, window, run.run_id, source=source, settings=settings, spark=spark)
-    with warehouse.connect(settings.warehouse) as conn:
-        warehouse.record_run(
-            conn,
-            config.source,
-            table.name,
-            run.run_id,
-            mode=table.mode,
-            interval_start=window.interval_start,
-            interval_end=window.interval_end,
-            slice_lo=window.lo,
-            slice_hi=window.hi,
-            raw_path=manifest["path"],
-            source_rows=manifest["source_rows"],
-            rows_extracted=manifest["rows"],
-            extract_seconds=manifest["extract_seconds"],
-            safe_hi=_parse_time(manifest.get("safe_hi")),
-            status="extracted",
-            error=None,
+        manifest = run_extract(
+            config, table, window, run.run_id, source=source, settings=settings, spark=spark
         )
+    with warehouse.connect(settings.warehouse) as conn:
+        previous = warehouse.run_status(conn, config.source, table.name, run.run_id)
+        later_stage_done = (
+            manifest.get("resumed")
+            and previous is not None
+            and previous["raw_path"] == manifest["path"]
+            and previous["status"] in ("validated", "loaded", "published")
+        )
+        if not later_stage_done:  # a retry must not hide that later stages already finished
+            warehouse.record_run(
+                conn,
+                config.source,
+                table.name,
+                run.run_id,
+                mode=table.mode,
+                interval_start=window.interval_start,
+                interval_end=window.interval_end,
+                slice_lo=window.lo,
+                slice_hi=window.hi,
+                raw_path=manifest["path"],
+                source_rows=manifest["source_rows"],
+                rows_extracted=manifest["rows"],
+                extract_seconds=manifest["extract_seconds"],
+                safe_hi=_parse_time(manifest.get("safe_hi")),
+                status="extracted",
+                error=None,
+            )
     if manifest.get("safe_hi") and window.hi and _parse_time(manifest["safe_hi"]) < window.hi:
         log.warning(
             "%s.%s: a source transaction open since %s may still commit rows in this slice; the watermark "
@@ -162,14 +176,24 @@ def _builtin_suite(table: TableConfig) -> dict[str, Any]:
     """Rules every table gets when it has no suite of its own: a usable primary key."""
     expectations = []
     for key in table.primary_key:
-        expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": key}, "meta": {}})
+        expectations.append(
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": key}, "meta": {}}
+        )
     if len(table.primary_key) == 1:
         expectations.append(
-            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": table.primary_key[0]}, "meta": {}}
+            {
+                "type": "expect_column_values_to_be_unique",
+                "kwargs": {"column": table.primary_key[0]},
+                "meta": {},
+            }
         )
     elif len(table.primary_key) > 1:
         expectations.append(
-            {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": table.primary_key}, "meta": {}}
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": table.primary_key},
+                "meta": {},
+            }
         )
     return {"name": f"builtin.{table.name}", "expectations": expectations}
 
@@ -205,8 +229,12 @@ def validate_stage(
             and previous["validation_status"] in ("passed", "warned")
             and (previous["quality_report"] is None or Path(previous["quality_report"]).exists())
         ):
-            log.info("%s.%s: this batch was already validated (%s); not again",
-                     config.source, table.name, previous["validation_status"])
+            log.info(
+                "%s.%s: this batch was already validated (%s); not again",
+                config.source,
+                table.name,
+                previous["validation_status"],
+            )
             return {
                 "status": previous["validation_status"],
                 "rules_evaluated": previous["rules_evaluated"],
@@ -266,7 +294,12 @@ def validate_stage(
             log.warning("%s", report.failure_message())
         else:
             raise quality.QualityError(report.failure_message())
-    return {"status": status, "rules_evaluated": evaluated, "rules_failed": failed, "report": str(path) if path else None}
+    return {
+        "status": status,
+        "rules_evaluated": evaluated,
+        "rules_failed": failed,
+        "report": str(path) if path else None,
+    }
 
 
 def load_stage(

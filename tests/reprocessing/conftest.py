@@ -1,0 +1,27 @@
+"""Fixtures for the reprocessing scenarios: a real source database per engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reprocessing.harness import Source
+
+
+@pytest.fixture
+def pg_source(pg_conn, pg_database, lake_env, spark, monkeypatch):
+    source = Source("postgres", pg_conn, pg_database, lake_env, spark)
+    monkeypatch.setenv("AIRFLOW_CONN_RP_SRC", source.connection_uri)
+    return source
+
+
+@pytest.fixture
+def maria_source(mariadb_conn, mariadb_database, lake_env, spark, monkeypatch):
+    source = Source("mariadb", mariadb_conn, mariadb_database, lake_env, spark)
+    monkeypatch.setenv("AIRFLOW_CONN_RP_SRC", source.connection_uri)
+    return source
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def any_source(request):
+    """The scenario runs once against PostgreSQL and once against MariaDB."""
+    return request.getfixturevalue("pg_source" if request.param == "postgres" else "maria_source")
