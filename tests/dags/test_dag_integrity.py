@@ -165,3 +165,13 @@ def test_every_config_error_names_the_file_and_the_place(tmp_path, mutation, exp
     assert str(path) in message
     for part in expected:
         assert part in message, message
+
+
+def test_trigger_form_offers_the_reprocessing_params(dagbag):
+    for dag in dagbag.dags.values():
+        params = dag.params
+        assert params["full_refresh"] is False
+        assert params["tables"] == []
+        assert params["replay_from_lake"] == ""
+        tables = {group.split(".")[0] for group in dag.task_group_dict}
+        assert set(dag.params.get_param("tables").schema["items"]["enum"]) == tables, dag.dag_id

@@ -139,9 +139,21 @@ class AirflowStack:
             log.close()
         self.processes[name] = (process, log_path)
 
-    def start_all(self) -> None:
+    def use_wal(self) -> None:
+        """Switch the (migrated) SQLite metadata to write-ahead logging, which is kept in the
+        file: readers then never block the writer, so far fewer "database is locked"."""
+        with sqlite3.connect(self.home / "airflow.db", timeout=60) as conn:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"SQLite refused WAL mode ({mode})")
+
+    def start_api_server(self) -> None:
         self.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1")
+
+    def start_scheduler(self) -> None:
         self.start("scheduler", "scheduler")
+
+    def start_dag_processor(self) -> None:
         self.start("dag-processor", "dag-processor")
 
     def check_alive(self) -> None:

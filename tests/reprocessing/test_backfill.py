@@ -156,7 +156,8 @@ def bf_database():
 
 @pytest.fixture(scope="module")
 def stack(bf_database, tmp_path_factory, request):
-    """Spark Connect server + Airflow api-server, scheduler and dag-processor."""
+    """Spark Connect server + Airflow api-server and dag-processor (the test starts the
+    scheduler once its backfill exists)."""
     from lockgate import spark_server
     from lockgate.settings import load_settings
 
@@ -192,7 +193,9 @@ def stack(bf_database, tmp_path_factory, request):
         server = spark_server.start_connect_server(spark_port, settings=load_settings(), log_dir=root / "spark")
         code = migrate.wait(timeout=600)
         assert code == 0, f"airflow db migrate failed:\n{tail(airflow.home / 'logs' / 'db-migrate.log')}"
-        airflow.start_all()
+        airflow.use_wal()
+        airflow.start_api_server()
+        airflow.start_dag_processor()
         airflow.wait_api_ready()
         airflow.wait_dag_parsed(DAG_ID)
         yield {
@@ -226,6 +229,10 @@ def test_backfill_of_30_days_through_the_scheduler_equals_the_source(stack):
         "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-02-01", "--to-date", "2026-03-02",
         "--run-backwards", "--max-active-runs", "4",
     )
+    # The scheduler starts once the backfill exists: creating a backfill commits its runs
+    # one by one, and on SQLite a lock conflict with a running scheduler makes Airflow
+    # delete the half-made backfill under the scheduler's feet.
+    airflow.start_scheduler()
     deadline = started + BACKFILL_TIMEOUT
     runs: list[tuple[str, str, str]] = []
     while time.monotonic() < deadline:

@@ -54,3 +54,18 @@ def test_full_tables_and_full_refresh_read_everything():
 def test_slice_round_trips_through_the_manifest_dict():
     s = compute_slice(table(lookback="1h"), interval_start=D1, interval_end=D2)
     assert Slice.from_dict(s.as_dict()) == s
+
+
+def test_pending_reread_window_widens_the_run_that_reaches_past_it():
+    t0 = D1 + timedelta(hours=20)  # a source transaction open since then may commit later
+    d3 = D2 + timedelta(days=1)
+    s = compute_slice(table(), interval_start=D2, interval_end=d3, reread_from=t0, reread_until=D2)
+    assert (s.lo, s.hi) == (t0, d3)
+    # An older interval (a backfill) that ends before the window does not widen.
+    older = compute_slice(
+        table(), interval_start=D1 - timedelta(days=1), interval_end=D1, reread_from=t0, reread_until=D2
+    )
+    assert older.lo == D1 - timedelta(days=1)
+    # A manual run from the watermark widens too.
+    manual = compute_slice(table(), interval_start=None, interval_end=None, run_created=d3, watermark=t0 + timedelta(hours=1), reread_from=t0, reread_until=D2)
+    assert manual.lo == t0
