@@ -205,6 +205,25 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_lake(args: argparse.Namespace) -> int:
+    """Apply the lake's retention to every table of a source."""
+    from lockgate import lake
+    from lockgate.config import load_source, parse_duration
+
+    settings = load_settings()
+    config = load_source(settings.sources_dir, args.source)
+    keep = parse_duration(args.keep) if args.keep else config.raw_retention
+    total = 0
+    for table in config.tables:
+        doomed = lake.prune(settings.lake_root, config.source, table.name, keep=keep, dry_run=args.dry_run)
+        total += len(doomed)
+        for folder in doomed:
+            print(f"{'would delete' if args.dry_run else 'deleted'} {folder}")
+    print(f"{config.source}: {total} raw folder(s) older than {keep} and superseded"
+          f"{' (dry run)' if args.dry_run else ''}; the newest version of every interval is kept")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     print_summary(run_summary(load_settings(), args.source))
     return 0
@@ -227,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = sub.add_parser("runs", help="the audit trail of a source")
     runs.add_argument("source")
     runs.set_defaults(func=cmd_runs)
+    prune = sub.add_parser("prune-lake", help="delete superseded raw versions older than the retention")
+    prune.add_argument("source")
+    prune.add_argument("--keep", help="retention, e.g. 30d (default: the source's raw_retention)")
+    prune.add_argument("--dry-run", action="store_true")
+    prune.set_defaults(func=cmd_prune_lake)
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
     sql.add_argument("--max-rows", type=int, default=40)

@@ -133,6 +133,7 @@ class SourceConfig(_Model):
     max_retry_delay: timedelta = timedelta(minutes=10)
     max_active_runs: int = Field(default=4, ge=1, le=64)
     tags: list[str] = Field(default_factory=list)
+    raw_retention: timedelta = timedelta(days=30)
     tables: list[TableConfig] = Field(min_length=1)
 
     @field_validator("source")
@@ -154,7 +155,7 @@ class SourceConfig(_Model):
     def _utc(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    @field_validator("retry_delay", "max_retry_delay", mode="before")
+    @field_validator("retry_delay", "max_retry_delay", "raw_retention", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +215,30 @@ def link_version(location: RawLocation, version: Path, extra: dict[str, Any]) ->
     manifest = {k: v for k, v in stored.items() if k not in ("sealed_at", "format_version")}
     manifest.update(extra)
     return seal(location, temp, manifest)
+
+
+def prune(lake_root: Path, source: str, table: str, *, keep: timedelta, now: datetime | None = None,
+          dry_run: bool = False) -> list[Path]:
+    """Retention: delete raw versions older than ``keep`` that a newer version of the same
+    interval supersedes, and abandoned unsealed folders older than ``keep``.
+
+    The newest sealed version of every interval is never deleted: the warehouse can
+    always be rebuilt from the lake (replay). Returns what was (or would be) deleted.
+    """
+    now = now or datetime.now(UTC)
+    cutoff = now - keep
+    base = lake_root / "raw" / source / table
+    doomed: list[Path] = []
+    current = set(latest_per_interval(lake_root, source, table))
+    for folder in sealed_runs(lake_root, source, table):
+        sealed_at = read_manifest(folder).get("sealed_at")
+        if folder not in current and sealed_at and datetime.fromisoformat(sealed_at) < cutoff:
+            doomed.append(folder)
+    if base.exists():
+        for leftover in [*base.glob("*/.tmp-*"), *base.glob("*/.partial-*")]:
+            if datetime.fromtimestamp(leftover.stat().st_mtime, UTC) < cutoff:
+                doomed.append(leftover)
+    if not dry_run:
+        for folder in doomed:
+            shutil.rmtree(folder)
+    return sorted(doomed)

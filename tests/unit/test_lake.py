@@ -75,3 +75,20 @@ def test_clean_temp_removes_only_this_runs_leftovers(tmp_path):
     other.temp_path().mkdir(parents=True)
     lake.clean_temp(location)
     assert not location.temp_path().exists() and other.temp_path().exists()
+
+
+def test_retention_keeps_the_newest_version_of_every_interval(tmp_path):
+    from datetime import timedelta
+
+    _, old = sealed(tmp_path, run_id="r1")
+    _, new = sealed(tmp_path, run_id="r2", payload=b"newer parquet")
+    abandoned = new.parent / ".partial-r3"
+    abandoned.mkdir()
+    later = datetime.now(UTC) + timedelta(days=40)
+    assert lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30)) == []  # nothing old enough
+    doomed = lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30), now=later, dry_run=True)
+    assert doomed == sorted([old, abandoned]) and old.exists()
+    assert lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30), now=later) == doomed
+    assert not old.exists() and not abandoned.exists()
+    assert lake.verify(new)  # the current version stays, whatever its age
+    assert lake.latest_per_interval(tmp_path, "shop", "orders") == [new]
