@@ -121,9 +121,13 @@ def slice_stats(spark, source: JdbcSource, table: TableConfig, predicate: str) -
     if split:
         column = source.quote(split)
         select += [f"{_text(source, f'MIN({column})')} AS lo", f"{_text(source, f'MAX({column})')} AS hi"]
+    names = ["n", "lo", "hi"] if split else ["n"]
+    if table.reconcile_sum:
+        select.append(f"{_text(source, f'SUM({source.quote(table.reconcile_sum)})')} AS total")
+        names.append("total")
     sql = f"SELECT {', '.join(select)} FROM {relation} WHERE {predicate}"
-    row = _query(spark, source, sql, ["n", "lo", "hi"] if split else ["n"]).collect()[0]
-    stats = {"rows": int(row["n"]), "lo": None, "hi": None}
+    row = _query(spark, source, sql, names).collect()[0]
+    stats = {"rows": int(row["n"]), "lo": None, "hi": None, "sum": row["total"] if table.reconcile_sum else None}
     if split and row["lo"] is not None:
         try:
             stats["lo"], stats["hi"] = int(row["lo"]), int(row["hi"])
@@ -317,6 +321,25 @@ def _extract_keys(spark, source: JdbcSource, table: TableConfig, folder: Path) -
     return {"files": files, "read_at": horizon["source_now"]}
 
 
+def sample_table(spark, source: JdbcSource, table: TableConfig, rows: int):
+    """Up to ``rows`` rows of the table, typed as an extract would type them."""
+    try:
+        custom_schema, casts = table_plan(spark, source, table)
+        options = {
+            **source.jdbc_options(),
+            "dbtable": f"(SELECT * FROM {source.table_ref(table.source_name)} LIMIT {int(rows)}) lockgate_sample",
+            "fetchsize": str(table.fetch_size),
+            "preferTimestampNTZ": "true",
+        }
+        if custom_schema:
+            options["customSchema"] = custom_schema
+        return apply_casts(spark.read.format("jdbc").options(**options).load(), casts).cache()
+    except Exception as exc:
+        if exc.__class__.__module__.startswith(("py4j", "pyspark")):
+            raise _explain_source_error(exc, source, table.source_name) from None
+        raise
+
+
 def run_extract(
     config: SourceConfig,
     table: TableConfig,
@@ -395,6 +418,7 @@ def run_extract(
         "slice": window.as_dict(),
         "predicate": result["predicate"],
         "source_rows": result["stats"]["rows"],
+        "source_sum": result["stats"].get("sum"),
         "rows": rows,
         "partitions": max(c["partitions"] for c in result["done"]),
         "chunks": [

@@ -63,7 +63,8 @@ def run_summary(settings: Settings, source: str, since: datetime | None = None) 
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
         sql = (
             "SELECT run_id, table_name, interval_start, interval_end, mode, rows_extracted, rows_validated, "
-            "rows_loaded, validation_status, rules_evaluated, rules_failed, status, raw_path, quality_report, error "
+            "rows_loaded, rows_quarantined, validation_status, rules_evaluated, rules_failed, status, raw_path, "
+            "quality_report, error "
             "FROM lockgate.runs WHERE source = ?"
         )
         params: list = [source]
@@ -95,7 +96,10 @@ def _fmt_time(value) -> str:
 
 
 def print_summary(rows: list[dict], out=sys.stdout) -> None:
-    header = f"{'interval':<23} {'table':<12} {'mode':<6} {'extracted':>9} {'validated':>9} {'loaded':>8}  validation"
+    header = (
+        f"{'interval':<23} {'table':<12} {'mode':<6} {'extracted':>9} {'validated':>9} {'loaded':>8} "
+        f"{'quarant.':>8}  validation"
+    )
     print(header, file=out)
     print("-" * len(header), file=out)
     for r in rows:
@@ -105,7 +109,8 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
         rules = f"{r['validation_status'] or '-'} ({(r['rules_evaluated'] or 0) - (r['rules_failed'] or 0)}/{r['rules_evaluated'] or 0} rules)"
         print(
             f"{interval:<23} {r['table_name']:<12} {r['mode'] or '-':<6} {r['rows_extracted'] or 0:>9} "
-            f"{r['rows_validated'] or 0:>9} {r['rows_loaded'] or 0:>8}  {rules}  [{r['status']}]",
+            f"{r['rows_validated'] or 0:>9} {r['rows_loaded'] or 0:>8} {r['rows_quarantined'] or 0:>8}  {rules}  "
+            f"[{r['status']}]",
             file=out,
         )
 
@@ -166,6 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"warehouse : {settings.warehouse}  (try: .venv/bin/lockgate sql 'FROM lockgate.runs')")
     print(f"lake      : {settings.lake_root}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
     print(f"quality   : {settings.lake_root}/quality/shop/<table>/<run_id>.json")
+    print(f"data docs : {settings.lake_root}/quality/shop/docs/index.html (one page per validation)")
     print(f"logs      : {logs}")
     return 0
 
@@ -224,6 +230,36 @@ def cmd_prune_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest_suite(args: argparse.Namespace) -> int:
+    """Write a baseline suite for a table from its source schema and a sample."""
+    import json
+
+    from lockgate import quality
+    from lockgate.config import load_source
+    from lockgate.sources import resolve_source
+    from lockgate.spark import get_spark
+    from spark_jobs.extract import sample_table
+
+    settings = load_settings()
+    config = load_source(settings.sources_dir, args.source)
+    table = config.table(args.table)
+    target = settings.expectations_dir / config.source / f"{table.name}.json"
+    if target.exists() and not args.force:
+        print(f"error: {target} exists; review it, or pass --force to replace it", file=sys.stderr)
+        return 2
+    spark = get_spark("lockgate-suggest-suite")
+    df = sample_table(spark, resolve_source(config.connection), table, args.sample)
+    suite = quality.suggest_suite(
+        df, name=f"{config.source}.{table.name}", primary_key=table.primary_key, sample_rows=args.sample
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(suite, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    quality.load_suite(settings.expectations_dir, f"{config.source}/{table.name}")  # it must load
+    print(f"wrote {target}: {len(suite['expectations'])} expectations from {suite['meta']['sample_rows']} rows")
+    print(f"add `expectations: {config.source}/{table.name}` to the table in dags/sources/{config.source}.yml")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     print_summary(run_summary(load_settings(), args.source))
     return 0
@@ -251,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     prune.add_argument("--keep", help="retention, e.g. 30d (default: the source's raw_retention)")
     prune.add_argument("--dry-run", action="store_true")
     prune.set_defaults(func=cmd_prune_lake)
+    suggest = sub.add_parser("suggest-suite", help="write a baseline expectation suite from a source sample")
+    suggest.add_argument("source")
+    suggest.add_argument("table")
+    suggest.add_argument("--sample", type=int, default=10_000, help="rows to sample (default 10000)")
+    suggest.add_argument("--force", action="store_true", help="replace an existing suite")
+    suggest.set_defaults(func=cmd_suggest_suite)
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
     sql.add_argument("--max-rows", type=int, default=40)

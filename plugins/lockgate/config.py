@@ -69,6 +69,10 @@ class TableConfig(_Model):
         expectations: suite reference ``<source>/<table>`` under ``expectations/``.
         chunk_rows: a slice with more rows is extracted in key-range chunks, each
             kept on disk as it completes, so a retry resumes at the first missing chunk.
+        freshness: the newest cursor value of an interval's batch must be at most this
+            old at the interval's end (a table-level check).
+        reconcile_sum: a numeric column whose sum over the slice is computed by the
+            source and must equal the sum of the rows loaded plus those quarantined.
         delete_propagation: ``delete`` removes, ``flag`` marks (``_lockgate_deleted_at``)
             warehouse rows whose key no longer exists in the source.
         on_quality_failure: ``fail`` stops the load; ``quarantine`` and ``warn`` are
@@ -87,12 +91,19 @@ class TableConfig(_Model):
     expectations: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-]+$")
     on_quality_failure: QualityPolicy = "fail"
     chunk_rows: int = Field(default=2_000_000, ge=1)
+    freshness: timedelta | None = None
+    reconcile_sum: str | None = Field(default=None, pattern=_IDENT)
     delete_propagation: DeletePolicy = "none"
 
     @field_validator("lookback", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _optional_duration(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TableConfig:

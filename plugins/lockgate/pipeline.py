@@ -202,6 +202,51 @@ def quality_report_path(settings: Settings, source: str, table: str, run_id: str
     return settings.lake_root / "quality" / source / table / f"{lake.safe_name(run_id)}.json"
 
 
+def quarantine_path(settings: Settings, manifest: dict[str, Any], run_id: str) -> Path:
+    """``lake/quarantine/<source>/<table>/<interval>/<run_id>/rows.parquet``."""
+    window = Slice.from_dict(manifest["slice"])
+    interval = f"{lake.stamp(window.interval_start)}_{lake.stamp(window.interval_end)}"
+    return (
+        settings.lake_root / "quarantine" / manifest["source"] / manifest["table"] / interval
+        / lake.safe_name(run_id) / "rows.parquet"
+    )  # fmt: skip
+
+
+def table_checks(table: TableConfig, manifest: dict[str, Any]) -> list[Any]:
+    """Lockgate's own table-level checks of a batch: rows against the source's count for
+    the slice, and the freshness of the cursor. (The sum reconciliation runs at load.)"""
+    from lockgate.quality import RuleResult
+
+    checks = []
+    window = Slice.from_dict(manifest["slice"])
+    stable = not manifest.get("safe_hi") or window.hi is None or _parse_time(manifest["safe_hi"]) >= window.hi
+    if "source_rows" in manifest and stable and not manifest.get("replayed_from"):
+        # With several chunks the count and the reads are not one snapshot: compare only
+        # when the slice could not change (its end is behind every open transaction).
+        checks.append(
+            RuleResult(
+                expectation="lockgate_row_count_matches_source",
+                kwargs={"source_rows": manifest["source_rows"]},
+                rule="the batch has as many rows as the source counted for the slice",
+                success=manifest["rows"] == manifest["source_rows"],
+                observed_value=manifest["rows"],
+            )
+        )
+    if table.freshness and window.interval_end and not window.full:
+        newest = _parse_time(manifest.get("cursor_max"))
+        limit = window.interval_end - table.freshness
+        checks.append(
+            RuleResult(
+                expectation="lockgate_cursor_is_fresh",
+                kwargs={"column": table.cursor, "freshness": str(table.freshness)},
+                rule=f"the newest {table.cursor} is at most {table.freshness} older than the interval end",
+                success=newest is not None and newest >= limit,
+                observed_value=manifest.get("cursor_max"),
+            )
+        )
+    return checks
+
+
 def validate_stage(
     config: SourceConfig,
     table: TableConfig,
@@ -211,11 +256,12 @@ def validate_stage(
     settings: Settings | None = None,
     spark=None,
 ) -> dict[str, Any]:
-    """Run the table's Great Expectations suite on the raw batch.
+    """Run the table's Great Expectations suite and Lockgate's table checks on the batch.
 
-    ``fail`` (and, until row-level quarantine exists, ``quarantine``) raises
-    :class:`~lockgate.quality.QualityError` naming the table and the broken rules,
-    which stops the load; ``warn`` records the failure and lets the batch through.
+    Policy (``on_quality_failure``): ``fail`` raises :class:`~lockgate.quality.QualityError`
+    naming the table and the broken rules, which stops the load; ``warn`` records the
+    failure and loads everything; ``quarantine`` lets the load set aside the rows that
+    break row-level rules (a broken table-level rule still fails the batch).
     """
     from lockgate import quality
 
@@ -226,7 +272,7 @@ def validate_stage(
         if (
             previous
             and previous["raw_path"] == raw_path
-            and previous["validation_status"] in ("passed", "warned")
+            and previous["validation_status"] in ("passed", "warned", "quarantine")
             and (previous["quality_report"] is None or Path(previous["quality_report"]).exists())
         ):
             log.info(
@@ -251,6 +297,7 @@ def validate_stage(
     )
     started = time.monotonic()
     files = lake.data_files(raw_path, manifest)
+    report = None
     if files and suite["expectations"]:
         if spark is None:
             from lockgate.spark import get_spark
@@ -259,46 +306,83 @@ def validate_stage(
         df = spark.read.parquet(*files).cache()
         try:
             report = quality.validate_spark_dataframe(
-                df, suite, table=f"{config.source}.{table.name}", row_count=manifest["rows"]
+                df,
+                suite,
+                table=f"{config.source}.{table.name}",
+                row_count=manifest["rows"],
+                docs_dir=settings.lake_root / "quality" / config.source / "docs",
+                run_name=run.run_id,
             )
         finally:
             df.unpersist()
-        evaluated, failed, success = report.evaluated, report.failed, report.success
+    checks = table_checks(table, manifest)
+    if report is None and checks:
+        report = quality.ValidationReport(
+            table=f"{config.source}.{table.name}", suite="lockgate", success=True, evaluated=0, passed=0,
+            failed=0, row_count=manifest["rows"], results=[], validated_at=datetime.now(UTC).isoformat(),
+            gx_version="-",
+        )  # fmt: skip
+    for check in checks:
+        report.add(check)
+    path = None
+    success = report is None or report.success
+    broken = report.failed_rules() if report else []
+    row_level = all(r.row_predicate and not r.exception for r in broken)
+    if success:
+        status = "passed"
+    elif table.on_quality_failure == "warn":
+        status = "warned"
+    elif table.on_quality_failure == "quarantine" and row_level:
+        status = "quarantine"
+    else:
+        status = "failed"
+    if report is not None:
         path = quality_report_path(settings, config.source, table.name, run.run_id)
         faults.hit("validate.before_report", table.name)
-        quality.write_report(report, path)
-    else:
-        report, evaluated, failed, success, path = None, 0, 0, True, None
+        quality.write_report(report, path, extra={"status": status, "policy": table.on_quality_failure})
     seconds = round(time.monotonic() - started, 3)
-    status = "passed" if success else ("warned" if table.on_quality_failure == "warn" else "failed")
+    message = None
+    if not success:
+        message = report.failure_message()
+        if status == "failed":
+            message += "\nthe batch was not loaded"
+            if table.on_quality_failure == "quarantine":
+                message += " (a table-level rule failed: rows cannot be set aside)"
+        elif status == "quarantine":
+            message += "\nrows breaking these rules are quarantined; the rest loads"
+        else:
+            message += "\nloaded anyway (policy warn)"
     with warehouse.connect(settings.warehouse) as conn:
         warehouse.record_run(
             conn,
             config.source,
             table.name,
             run.run_id,
-            rules_evaluated=evaluated,
-            rules_failed=failed,
-            rows_validated=manifest["rows"] if success else 0,
+            rules_evaluated=report.evaluated if report else 0,
+            rules_passed=report.passed if report else 0,
+            rules_failed=report.failed if report else 0,
+            rows_validated=manifest["rows"] if status != "failed" else 0,
             rows_quarantined=0,
             validation_status=status,
             quality_report=str(path) if path else None,
             validate_seconds=seconds,
             status="validated" if status != "failed" else "failed",
-            error=report.failure_message() if report is not None and not success else None,
+            error=message,
         )
     if path:
         log.info("%s.%s: quality report %s", config.source, table.name, path)
-    if not success:
-        if table.on_quality_failure == "warn":
-            log.warning("%s", report.failure_message())
-        else:
-            raise quality.QualityError(report.failure_message())
+    if report is not None and report.docs_page:
+        log.info("%s.%s: Data Docs page %s", config.source, table.name, report.docs_page)
+    if status == "failed":
+        raise quality.QualityError(message, report)
+    if message:
+        log.warning("%s", message)
     return {
         "status": status,
-        "rules_evaluated": evaluated,
-        "rules_failed": failed,
+        "rules_evaluated": report.evaluated if report else 0,
+        "rules_failed": report.failed if report else 0,
         "report": str(path) if path else None,
+        "docs_page": report.docs_page if report else None,
     }
 
 
@@ -321,8 +405,12 @@ def load_stage(
             return {"rows_loaded": previous["rows_loaded"], "resumed": True}
         conn.execute("BEGIN TRANSACTION")
         try:
+            rules = _quarantine_rules(previous, config.source, table.name)
             result = warehouse.load_files(
                 conn,
+                quarantine=rules,
+                quarantine_file=quarantine_path(settings, manifest, run.run_id) if rules else None,
+                sum_column=table.reconcile_sum,
                 source=config.source,
                 table=table.name,
                 mode=table.mode,
@@ -339,6 +427,18 @@ def load_stage(
                 raise LakeError(
                     f"{raw_path}: staged {result['rows_staged']} rows but the manifest lists {manifest['rows']}"
                 )
+            if table.reconcile_sum and manifest.get("source_sum") is not None:
+                from decimal import Decimal
+
+                loaded_sum = Decimal(result["staged_sum"] or 0)
+                if loaded_sum != Decimal(manifest["source_sum"]):
+                    from lockgate.quality import QualityError
+
+                    raise QualityError(
+                        f"{config.source}.{table.name}: sum of {table.reconcile_sum} does not reconcile: "
+                        f"the source counted {manifest['source_sum']} for the slice, the batch has {loaded_sum} "
+                        "(loaded + quarantined); nothing was loaded"
+                    )
             deleted = None
             if table.delete_propagation != "none" and manifest.get("keys"):
                 deleted = warehouse.propagate_deletes(
@@ -357,15 +457,19 @@ def load_stage(
                 config.source,
                 table.name,
                 run.run_id,
-                rows_loaded=result["rows_staged"],
+                rows_loaded=result["rows_loaded"],
+                rows_quarantined=result["rows_quarantined"],
                 rows_deleted=deleted,
                 load_seconds=round(time.monotonic() - started, 3),
                 status="loaded",
-                error=None,
+                # Keep why a warned or quarantined batch was let through; clear old failures.
+                error=previous["error"] if previous and previous["validation_status"] in ("warned", "quarantine") else None,
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            # Rows set aside by a load that did not commit are not quarantined either.
+            quarantine_path(settings, manifest, run.run_id).unlink(missing_ok=True)
             raise
     faults.hit("load.after_commit", table.name)
     if deleted:
@@ -374,14 +478,33 @@ def load_stage(
     for change in result["schema_changes"]:
         log.info("%s.%s: schema %s", config.source, table.name, change)
     log.info(
-        "%s.%s: loaded %d rows (%s); table now has %d rows",
+        "%s.%s: loaded %d rows (%s), quarantined %d; table now has %d rows",
         config.source,
         table.name,
-        result["rows_staged"],
+        result["rows_loaded"],
         table.mode,
+        result["rows_quarantined"],
         result["rows_after"],
     )
-    return {"rows_loaded": result["rows_staged"], "rows_after": result["rows_after"], "resumed": False}
+    return {
+        "rows_loaded": result["rows_loaded"],
+        "rows_quarantined": result["rows_quarantined"],
+        "rows_after": result["rows_after"],
+        "resumed": False,
+    }
+
+
+def _quarantine_rules(previous: dict[str, Any] | None, source: str, table: str) -> list[tuple[str, str]]:
+    """The row-level rules this batch broke, when its validation chose ``quarantine``."""
+    if not previous or previous.get("validation_status") != "quarantine":
+        return []
+    import json
+
+    report = json.loads(Path(previous["quality_report"]).read_text(encoding="utf-8"))
+    rules = [(r.get("rule") or r["expectation"], r["row_predicate"]) for r in report["results"] if not r["success"]]
+    if not rules or any(not sql for _, sql in rules):
+        raise LakeError(f"{source}.{table}: the quality report {previous['quality_report']} has no row-level rules")
+    return rules
 
 
 def publish_stage(

@@ -41,6 +41,11 @@ class QualityError(LockgateError):
         self.report = report
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…({len(str(value))} characters)"
+
+
 @dataclass
 class RuleResult:
     """One expectation's outcome on one batch."""
@@ -55,6 +60,14 @@ class RuleResult:
     unexpected_examples: list[Any] = field(default_factory=list)
     observed_value: Any = None
     exception: str | None = None
+    #: A SQL predicate that is true for the rows breaking this rule, when the rule is
+    #: row-level (what ``quarantine`` can set aside); None for table-level rules.
+    row_predicate: str | None = None
+
+    @property
+    def name(self) -> str:
+        column = self.kwargs.get("column") or self.kwargs.get("column_list")
+        return self.rule or (f"{self.expectation}({column})" if column else self.expectation)
 
     def describe(self) -> str:
         column = self.kwargs.get("column") or self.kwargs.get("column_list")
@@ -68,7 +81,7 @@ class RuleResult:
         if self.unexpected_count:
             details.append(f"{self.unexpected_count} of {self.element_count} rows broke it")
         if self.unexpected_examples:
-            details.append("e.g. " + ", ".join(repr(v) for v in self.unexpected_examples[:5]))
+            details.append("e.g. " + ", ".join(_short(v) for v in self.unexpected_examples[:5]))
         if self.observed_value is not None and not self.unexpected_count:
             details.append(f"observed {self.observed_value!r}")
         return f"{text}: " + "; ".join(details) if details else text
@@ -88,21 +101,93 @@ class ValidationReport:
     results: list[RuleResult]
     validated_at: str
     gx_version: str
+    docs_page: str | None = None
+
+    def add(self, result: RuleResult) -> None:
+        """Add a check Lockgate evaluated itself (row count, freshness, ...)."""
+        self.results.append(result)
+        self.evaluated += 1
+        if result.success:
+            self.passed += 1
+        else:
+            self.failed += 1
+            self.success = False
 
     def failed_rules(self) -> list[RuleResult]:
         return [r for r in self.results if not r.success]
 
     def failure_message(self) -> str:
         broken = self.failed_rules()
-        lines = [
-            f"{self.table}: {len(broken)} of {self.evaluated} expectations of suite '{self.suite}' failed "
-            f"on {self.row_count if self.row_count is not None else '?'} rows; the batch was not loaded"
-        ]
+        rows = self.row_count if self.row_count is not None else "?"
+        lines = [f"{self.table}: {len(broken)} of {self.evaluated} rules failed on {rows} rows (suite '{self.suite}')"]
         lines += [f"  - {r.describe()}" for r in broken]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _q(identifier: str) -> str:
+    return '"' + str(identifier).replace('"', '""') + '"'
+
+
+def _lit(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _not_finite(column: str) -> str:
+    # NaN and ±Infinity break every range rule (DuckDB orders NaN above +Infinity).
+    return f"(TRY_CAST({column} AS DOUBLE) IS NOT NULL AND (isnan(TRY_CAST({column} AS DOUBLE)) OR isinf(TRY_CAST({column} AS DOUBLE))))"
+
+
+def row_predicate(kind: str, kwargs: dict[str, Any]) -> str | None:
+    """DuckDB SQL that is true for a row breaking a row-level rule (None: table-level).
+
+    Used to set failing rows aside (``quarantine``): the rule's verdict comes from Great
+    Expectations; this only finds the rows. NULLs pass every rule but ``not_be_null``,
+    as in GX.
+    """
+    column = kwargs.get("column")
+    col = _q(column) if column else None
+    if kind == "expect_column_values_to_not_be_null":
+        return f"{col} IS NULL"
+    if kind == "expect_column_values_to_be_in_set":
+        values = ", ".join(_lit(v) for v in kwargs.get("value_set") or [])
+        return f"{col} IS NOT NULL AND {col} NOT IN ({values or 'NULL'})"
+    if kind == "expect_column_values_to_not_be_in_set":
+        values = ", ".join(_lit(v) for v in kwargs.get("value_set") or [])
+        return f"{col} IS NOT NULL AND {col} IN ({values or 'NULL'})"
+    if kind in ("expect_column_values_to_be_between", "expect_column_value_lengths_to_be_between"):
+        value = f"length({col})" if kind.startswith("expect_column_value_lengths") else col
+        terms = []
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None:
+            terms.append(f"{value} {'<=' if kwargs.get('strict_min') else '<'} {_lit(low)}")
+        if high is not None:
+            terms.append(f"{value} {'>=' if kwargs.get('strict_max') else '>'} {_lit(high)}")
+        if kind == "expect_column_values_to_be_between":
+            terms.append(_not_finite(col))
+        return f"{col} IS NOT NULL AND ({' OR '.join(terms) or 'FALSE'})"
+    if kind == "expect_column_values_to_match_regex":
+        return f"{col} IS NOT NULL AND NOT regexp_matches(CAST({col} AS VARCHAR), {_lit(kwargs['regex'])})"
+    if kind == "expect_column_values_to_not_match_regex":
+        return f"{col} IS NOT NULL AND regexp_matches(CAST({col} AS VARCHAR), {_lit(kwargs['regex'])})"
+    if kind == "expect_column_values_to_be_unique":
+        return f"{col} IN (SELECT {col} FROM lockgate_stage GROUP BY {col} HAVING count(*) > 1)"
+    if kind == "expect_compound_columns_to_be_unique":
+        cols = ", ".join(_q(c) for c in kwargs["column_list"])
+        return f"({cols}) IN (SELECT ({cols}) FROM lockgate_stage GROUP BY {cols} HAVING count(*) > 1)"
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = _q(kwargs["column_A"]), _q(kwargs["column_B"])
+        op = "<" if kwargs.get("or_equal") else "<="
+        return f"{a} IS NOT NULL AND {b} IS NOT NULL AND {a} {op} {b}"
+    return None
 
 
 def suite_path(expectations_dir: Path, name: str) -> Path:
@@ -215,9 +300,19 @@ def _context():
 
 
 def validate_spark_dataframe(
-    df, suite: dict[str, Any], *, table: str, row_count: int | None = None
+    df,
+    suite: dict[str, Any],
+    *,
+    table: str,
+    row_count: int | None = None,
+    docs_dir: str | os.PathLike[str] | None = None,
+    run_name: str | None = None,
 ) -> ValidationReport:
-    """Validate a Spark DataFrame against a loaded suite and summarise the outcome."""
+    """Validate a Spark DataFrame against a loaded suite and summarise the outcome.
+
+    With ``docs_dir``, the validation runs as a GX Checkpoint whose action renders Data
+    Docs HTML into that folder; the report's ``docs_page`` names the run's page.
+    """
     import great_expectations as gx
 
     where = suite.get("path", suite.get("name", "suite"))
@@ -226,20 +321,56 @@ def validate_spark_dataframe(
     ]
     context = _context()
     source = context.data_sources.add_spark(name="lockgate")
-    asset = source.add_dataframe_asset(name="batch")
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
+    asset = source.add_dataframe_asset(name=table)
+    batch_definition = asset.add_batch_definition_whole_dataframe("batch")
     gx_suite = gx.ExpectationSuite(name=str(suite.get("name", table)))
     for expectation in expectations:
         gx_suite.add_expectation(expectation)
-    outcome = batch.validate(gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    docs_page = None
+    if docs_dir is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        outcome = batch.validate(gx_suite, result_format=result_format)
+    else:
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        docs_dir = Path(docs_dir)
+        context.add_data_docs_site(
+            site_name="lake",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        gx_suite = context.suites.add(gx_suite)
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(data=batch_definition, suite=gx_suite, name=f"{table} batch")
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="lockgate",
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=["lake"])],
+                result_format=result_format,
+            )
+        )
+        started = datetime.now(UTC).timestamp()
+        run = gx.RunIdentifier(run_name=run_name or "run")
+        checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run)
+        outcome = next(iter(checkpoint_result.run_results.values()))
+        pages = [p for p in docs_dir.glob("validations/**/*.html") if p.stat().st_mtime >= started - 1]
+        docs_page = str(max(pages, key=lambda p: p.stat().st_mtime)) if pages else None
     results = []
     for item in outcome.results:
         config = item.expectation_config
         detail = item.result or {}
         exception = None
         exception = _exception_text(item.exception_info)
+        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
         results.append(
             RuleResult(
+                row_predicate=row_predicate(config.type, kwargs),
                 expectation=config.type,
                 kwargs=_plain({k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}),
                 rule=(config.meta or {}).get("rule"),
@@ -264,14 +395,77 @@ def validate_spark_dataframe(
         results=results,
         validated_at=datetime.now(UTC).isoformat(),
         gx_version=gx.__version__,
+        docs_page=docs_page,
     )
 
 
-def write_report(report: ValidationReport, path: str | os.PathLike[str]) -> Path:
+def write_report(report: ValidationReport, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Write the report as JSON atomically (temporary file, then rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    payload = {**report.to_dict(), **(extra or {})}
+    temp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     os.replace(temp, target)
     return target
+
+
+_NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
+
+
+def suggest_suite(df, *, name: str, primary_key: list[str], sample_rows: int, max_set: int = 10) -> dict[str, Any]:
+    """A baseline suite from a sample of the source, for a person to review and edit.
+
+    Rules: the columns present; the primary key not NULL and unique; columns the source
+    declares NOT NULL; observed ranges of numeric columns; small observed value sets of
+    text columns. Every rule passes on the sample it was drawn from.
+    """
+    from pyspark.sql import functions as F
+
+    fields = {f.name: f for f in df.schema.fields}
+    kinds = {n: f.dataType.simpleString() for n, f in fields.items()}
+    aggregates = [F.count(F.lit(1)).alias("__rows")]
+    for column, kind in kinds.items():
+        if kind.startswith(_NUMERIC_TYPES):
+            aggregates += [F.min(column).alias(f"{column}__min"), F.max(column).alias(f"{column}__max")]
+        if kind == "string":
+            aggregates.append(F.countDistinct(column).alias(f"{column}__distinct"))
+    stats = df.agg(*aggregates).collect()[0].asDict()
+    rows = stats["__rows"]
+    note = f"observed in a sample of {rows} rows"
+    expectations: list[dict[str, Any]] = [
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": list(kinds), "exact_match": False},
+         "meta": {"rule": "the source columns Lockgate expects are present"}},
+    ]  # fmt: skip
+    for key in primary_key:
+        expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": key},
+                             "meta": {"rule": f"{key} is the primary key: never NULL"}})  # fmt: skip
+    if len(primary_key) == 1:
+        expectations.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": primary_key[0]},
+                             "meta": {"rule": f"{primary_key[0]} is the primary key: unique"}})  # fmt: skip
+    elif primary_key:
+        expectations.append({"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": primary_key},
+                             "meta": {"rule": f"({', '.join(primary_key)}) is the primary key: unique"}})  # fmt: skip
+    for column, field_ in fields.items():
+        if not field_.nullable and column not in primary_key:
+            expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column},
+                                 "meta": {"rule": f"{column} is NOT NULL in the source"}})  # fmt: skip
+    for column, kind in kinds.items():
+        low, high = stats.get(f"{column}__min"), stats.get(f"{column}__max")
+        if low is not None and high is not None and all(isinstance(v, int | float) or hasattr(v, "as_tuple") for v in (low, high)):
+            low, high = (float(low), float(high)) if kind.startswith(("float", "double", "decimal")) else (low, high)
+            if all(math.isfinite(v) for v in (float(low), float(high))):
+                expectations.append({"type": "expect_column_values_to_be_between",
+                                     "kwargs": {"column": column, "min_value": low, "max_value": high},
+                                     "meta": {"rule": f"{column} lies between {low} and {high} ({note})"}})  # fmt: skip
+        distinct = stats.get(f"{column}__distinct")
+        if kind == "string" and distinct and distinct <= max_set and rows >= 2 * max_set:
+            values = sorted(r[0] for r in df.select(column).where(F.col(column).isNotNull()).distinct().collect())
+            expectations.append({"type": "expect_column_values_to_be_in_set",
+                                 "kwargs": {"column": column, "value_set": values},
+                                 "meta": {"rule": f"{column} is one of the {len(values)} values {note}"}})  # fmt: skip
+    return {
+        "name": name,
+        "meta": {"generated": datetime.now(UTC).isoformat(), "sample_rows": rows, "review": "edit before relying on it"},
+        "expectations": expectations,
+    }

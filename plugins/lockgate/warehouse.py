@@ -17,6 +17,7 @@ the lock, so parallel Airflow tasks take turns instead of failing.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -72,6 +73,7 @@ ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_from TIMESTAMPTZ;
 ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_until TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS safe_hi TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rules_passed INTEGER;
 CREATE TABLE IF NOT EXISTS lockgate.schema_history (
     source VARCHAR NOT NULL,
     table_name VARCHAR NOT NULL,
@@ -222,8 +224,16 @@ def load_files(
     slice_hi: datetime | None,
     full_slice: bool,
     run_id: str,
+    quarantine: list[tuple[str, str]] | None = None,
+    quarantine_file: str | Path | None = None,
+    sum_column: str | None = None,
 ) -> dict[str, Any]:
-    """Load Parquet files into ``<source>.<table>`` in the caller's open transaction."""
+    """Load Parquet files into ``<source>.<table>`` in the caller's open transaction.
+
+    ``quarantine`` is a list of ``(rule name, SQL predicate true for a breaking row)``:
+    those rows are written to ``quarantine_file`` (Parquet, with the rules each broke in
+    ``_lockgate_failed_rules``) and not loaded; the rest loads.
+    """
     changes = reconcile_schema(conn, source, table, schema, run_id)
     target = f"{q(source)}.{q(table)}"
     columns = [col["name"] for col in schema]
@@ -235,6 +245,12 @@ def load_files(
     else:
         conn.execute(f"CREATE TEMP TABLE lockgate_stage AS SELECT {select_list} FROM {target} LIMIT 0")
     staged = conn.execute("SELECT count(*) FROM lockgate_stage").fetchone()[0]
+    staged_sum = (
+        conn.execute(f"SELECT sum({q(sum_column)})::VARCHAR FROM lockgate_stage").fetchone()[0] if sum_column else None
+    )
+    quarantined = 0
+    if quarantine:
+        quarantined = _set_aside(conn, quarantine, quarantine_file)
     before = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     cols = ", ".join(q(c) for c in columns)
 
@@ -268,7 +284,45 @@ def load_files(
         raise ConfigError(f"{source}.{table}: unknown load mode '{mode}'")
     after = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     conn.execute("DROP TABLE lockgate_stage")
-    return {"rows_staged": staged, "rows_before": before, "rows_after": after, "schema_changes": changes}
+    return {
+        "rows_staged": staged,
+        "rows_loaded": staged - quarantined,
+        "rows_quarantined": quarantined,
+        "staged_sum": staged_sum,
+        "rows_before": before,
+        "rows_after": after,
+        "schema_changes": changes,
+    }
+
+
+def _set_aside(conn, rules: list[tuple[str, str]], path: str | Path | None) -> int:
+    """Move the staged rows that break row-level rules out of ``lockgate_stage``."""
+    flags = ", ".join(f"CASE WHEN coalesce(({sql}), FALSE) THEN {_sql_text(name)} END" for name, sql in rules)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE lockgate_bad AS SELECT * FROM ("
+        f"SELECT s.*, list_filter([{flags}], x -> x IS NOT NULL) AS _lockgate_failed_rules "
+        "FROM lockgate_stage s) WHERE len(_lockgate_failed_rules) > 0"
+    )
+    count = conn.execute("SELECT count(*) FROM lockgate_bad").fetchone()[0]
+    if count and path is None:
+        raise ValueError("rows to quarantine but no quarantine file given")
+    if count:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.tmp")
+        conn.execute(f"COPY lockgate_bad TO {_sql_text(str(temp))} (FORMAT parquet, COMPRESSION zstd)")
+        os.replace(temp, target)
+        any_rule = " OR ".join(f"coalesce(({sql}), FALSE)" for _, sql in rules)
+        # Evaluate every predicate against the full batch first (uniqueness looks at all rows).
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE lockgate_good AS SELECT * FROM lockgate_stage WHERE NOT ({any_rule})")
+        conn.execute("DROP TABLE lockgate_stage")
+        conn.execute("ALTER TABLE lockgate_good RENAME TO lockgate_stage")
+    conn.execute("DROP TABLE lockgate_bad")
+    return int(count)
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 # --- audit trail and watermarks -----------------------------------------------------
@@ -276,7 +330,7 @@ _RUN_COLUMNS = {
     "mode", "interval_start", "interval_end", "slice_lo", "slice_hi", "raw_path", "source_rows",
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
-    "load_seconds", "safe_hi", "rows_deleted",
+    "load_seconds", "safe_hi", "rows_deleted", "rules_passed",
 }  # fmt: skip
 
 
