@@ -85,6 +85,14 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     manifest = json.loads(manifests[0].read_text())
     assert manifest["rows"] == sum(f["rows"] for f in manifest["files"])
     assert len(list((root / "lake" / "quality" / "shop").glob("*/*.json"))) == 2 * len(TABLES)
+    # Great Expectations Data Docs: one HTML page per table and run, named in the task log.
+    docs = root / "lake" / "quality" / "shop" / "docs"
+    for table in TABLES:
+        pages = list(docs.glob(f"validations/shop/{table}/**/*.html"))
+        assert len(pages) == 2, table
+        assert "<html" in pages[0].read_text(encoding="utf-8").lower()
+    logs = "".join(p.read_text(encoding="utf-8") for p in (root / "state" / "logs").glob("demo-*.log"))
+    assert "Data Docs page" in logs
 
     # Airflow recorded both runs as successful.
     airflow = Path(sys.executable).with_name("airflow")

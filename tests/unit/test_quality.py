@@ -125,3 +125,35 @@ def test_suggested_suite_describes_the_sample_and_passes_on_it(spark, tmp_path):
     assert loaded["path"] == str(path)
     report = quality.validate_spark_dataframe(df, loaded, table="s.t", row_count=60)
     assert report.success, report.failure_message()
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "broken", "fine"),
+    [
+        ("expect_column_values_to_not_be_null", {"column": "v"}, [None], [1]),
+        ("expect_column_values_to_be_in_set", {"column": "v", "value_set": ["a", "b"]}, ["c"], ["a", None]),
+        ("expect_column_values_to_be_between", {"column": "v", "min_value": 0, "max_value": 1},
+         [-1.0, 2.0, float("nan"), float("inf")], [0.0, 1.0, None]),
+        ("expect_column_values_to_be_between", {"column": "v", "min_value": 0, "strict_min": True}, [0.0], [0.5]),
+        ("expect_column_values_to_match_regex", {"column": "v", "regex": "^[a-z]+$"}, ["A1", "x\x01"], ["abc", None]),
+        ("expect_column_value_lengths_to_be_between", {"column": "v", "max_value": 3}, ["abcd"], ["abc", None]),
+        ("expect_column_values_to_be_unique", {"column": "v"}, [7, 7], [8]),
+    ],
+)  # fmt: skip
+def test_row_predicates_find_exactly_the_breaking_rows(kind, kwargs, broken, fine):
+    import duckdb
+
+    sql = quality.row_predicate(kind, kwargs)
+    values = [*broken, *fine]
+    conn = duckdb.connect()
+    kind_sql = "DOUBLE" if any(isinstance(v, float) for v in values) else (
+        "BIGINT" if any(isinstance(v, int) for v in values) else "VARCHAR")  # fmt: skip
+    conn.execute(f"CREATE TEMP TABLE lockgate_stage (i INTEGER, v {kind_sql})")
+    conn.executemany("INSERT INTO lockgate_stage VALUES (?, ?)", list(enumerate(values)))
+    hits = [r[0] for r in conn.execute(f"SELECT i FROM lockgate_stage WHERE coalesce(({sql}), FALSE) ORDER BY i").fetchall()]
+    assert hits == list(range(len(broken)))
+
+
+def test_table_level_rules_have_no_row_predicate():
+    assert quality.row_predicate("expect_table_row_count_to_be_between", {"max_value": 3}) is None
+    assert quality.row_predicate("expect_column_mean_to_be_between", {"column": "v"}) is None
