@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -335,6 +336,11 @@ def validate_spark_dataframe(
         from great_expectations.checkpoint import UpdateDataDocsAction
 
         docs_dir = Path(docs_dir)
+        site_dir = Path(docs_dir)
+        # GX rebuilds a site from its stores and drops pages it does not know; an
+        # ephemeral context knows one validation. Build in a private folder, then keep
+        # the page in the shared site.
+        docs_dir = site_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         context.add_data_docs_site(
             site_name="lake",
             site_config={
@@ -359,8 +365,8 @@ def validate_spark_dataframe(
         run = gx.RunIdentifier(run_name=run_name or "run")
         checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run)
         outcome = next(iter(checkpoint_result.run_results.values()))
-        pages = [p for p in docs_dir.glob("validations/**/*.html") if p.stat().st_mtime >= started - 1]
-        docs_page = str(max(pages, key=lambda p: p.stat().st_mtime)) if pages else None
+        del started
+        docs_page = _publish_docs(docs_dir, site_dir)
     results = []
     for item in outcome.results:
         config = item.expectation_config
@@ -397,6 +403,50 @@ def validate_spark_dataframe(
         gx_version=gx.__version__,
         docs_page=docs_page,
     )
+
+
+def _publish_docs(build_dir: Path, site_dir: Path) -> str | None:
+    """Move the freshly built validation page into the shared site and re-index it."""
+    import shutil
+
+    try:
+        page = None
+        for built in sorted(build_dir.glob("validations/**/*.html")):
+            target = site_dir / built.relative_to(build_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(built, target)
+            page = target
+        for built in build_dir.glob("expectations/**/*.html"):
+            target = site_dir / built.relative_to(build_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(built, target)
+        if not (site_dir / "static").exists() and (build_dir / "static").exists():
+            try:
+                os.rename(build_dir / "static", site_dir / "static")
+            except OSError:  # another task got there first
+                pass
+        _write_docs_index(site_dir)
+        return str(page) if page else None
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def _write_docs_index(site_dir: Path) -> None:
+    from html import escape
+
+    pages = sorted(site_dir.glob("validations/**/*.html"), key=lambda p: p.stat().st_mtime, reverse=True)
+    rows = "\n".join(
+        f'<li><a href="{escape(str(p.relative_to(site_dir)))}">{escape(str(p.parent.parent.parent.relative_to(site_dir / "validations")))}'
+        f" — {escape(p.parent.parent.name)}</a></li>"
+        for p in pages
+    )
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Lockgate data docs</title></head><body>"
+        f"<h1>Validations ({len(pages)}, newest first)</h1><ul>\n{rows}\n</ul></body></html>\n"
+    )
+    temp = site_dir / f".index.{os.getpid()}.tmp"
+    temp.write_text(html, encoding="utf-8")
+    os.replace(temp, site_dir / "index.html")
 
 
 def write_report(report: ValidationReport, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
