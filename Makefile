@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export LOCKGATE_HOME := $(CURDIR)
 
-.PHONY: setup demo test test-unit test-integration lint airflow-ui clean help
+.PHONY: setup demo test test-unit test-integration lint airflow-ui bench clean help
 
 help:
 	@echo "make demo   - set up, build the demo source and ingest it through Airflow (3 daily intervals)"
 	@echo "make test   - set up and run the whole test suite (needs PostgreSQL and MariaDB on 127.0.0.1)"
 	@echo "make lint   - ruff"
+	@echo "make bench  - measure Lockgate against psql COPY, ConnectorX and dlt (bench/results/latest.*)"
 	@echo "make airflow-ui - Airflow standalone on http://127.0.0.1:8080 with the Lockgate DAGs"
 	@echo "make clean  - remove the lake, the warehouse and local Airflow state"
 
@@ -24,6 +25,10 @@ test: setup
 
 test-unit: setup
 	$(PY) -m pytest tests/unit tests/dags $(PYTEST_ARGS)
+
+bench:
+	@LOCKGATE_SYNC_ARGS="--group bench" scripts/setup.sh
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check dags plugins spark_jobs tests

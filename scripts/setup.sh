@@ -26,7 +26,7 @@ else
   fi
   UV=.lockgate/tools/bin/uv
 fi
-"$UV" sync --frozen --python "$PYTHON" --quiet
+"$UV" sync --frozen --python "$PYTHON" --quiet ${LOCKGATE_SYNC_ARGS:-}
 
 missing=()
 for jar in "${JARS[@]}"; do [ -e "$jar" ] || missing+=("$jar"); done
