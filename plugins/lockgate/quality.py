@@ -327,7 +327,7 @@ def validate_spark_dataframe(
     gx_suite = gx.ExpectationSuite(name=str(suite.get("name", table)))
     for expectation in expectations:
         gx_suite.add_expectation(expectation)
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    result_format = {"result_format": _RESULT_FORMAT, "partial_unexpected_count": 5}
     docs_page = None
     if docs_dir is None:
         batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
@@ -460,6 +460,7 @@ def write_report(report: ValidationReport, path: str | os.PathLike[str], extra: 
     return target
 
 
+_RESULT_FORMAT = "SUMMARY"
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 
 
