@@ -111,12 +111,22 @@ def timed(command: list[str] | str, *, env: dict | None = None, shell: bool = Fa
 
 
 def python_job(code: str, env: dict | None = None) -> dict:
-    """Run ``code`` in a fresh interpreter; it prints one JSON line (its own timings)."""
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True, text=True,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Run ``code`` in a fresh interpreter; it reports its own timings as JSON through
+    ``emit()`` (a file, so that library chatter on stdout cannot get in the way)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK) as result:
+        prelude = (
+            "import json as _json, os as _os\n"
+            "def emit(value):\n"
+            "    with open(_os.environ['BENCH_RESULT'], 'w') as _f:\n"
+            "        _json.dump(value, _f)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+            env={**os.environ, **(env or {}), "BENCH_RESULT": result.name},
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark job failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        return json.load(result)
 
 
 def bench_copy_binary(repeats: int) -> list[float]:
@@ -133,7 +143,7 @@ def bench_connectorx(repeats: int, out: Path) -> list[float]:
         table = cx.read_sql("postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{DB}", "SELECT * FROM {TABLE}",
                             return_type="arrow", partition_on="l_id", partition_num={os.cpu_count() or 2})
         pq.write_table(table, "{out}/cx.parquet", compression="zstd")
-        print(json.dumps({{"seconds": time.perf_counter() - started, "rows": table.num_rows}}))
+        emit({{"seconds": time.perf_counter() - started, "rows": table.num_rows}})
     """
     return [python_job(code)["seconds"] for _ in range(repeats)]
 
@@ -149,7 +159,7 @@ def bench_dlt(repeats: int, out: Path) -> list[float]:
         pipeline = dlt.pipeline(pipeline_name="lockgate_bench", destination=dlt.destinations.filesystem("{out}/dlt"),
                                 pipelines_dir="{out}/dlt_state", dataset_name="bench")
         info = pipeline.run(source, loader_file_format="parquet", write_disposition="replace")
-        print(json.dumps({{"seconds": time.perf_counter() - started}}))
+        emit({{"seconds": time.perf_counter() - started}})
     """
     times = []
     for _ in range(repeats):
@@ -170,6 +180,7 @@ LOCKGATE_JOB = """
     settings = load_settings()
     spark = get_spark("lockgate-bench")
     spark.range(1).count()  # the session is warm, as in a long-running worker or Spark Connect
+    import great_expectations  # imported once per worker process, like Spark's session
     config = parse_source(json.loads(os.environ["BENCH_CONFIG"]), "bench.yml")
     table = config.tables[0]
     results = []
@@ -195,8 +206,8 @@ LOCKGATE_JOB = """
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
     with open(f"/proc/{jvm_pid}/status") as status:
         jvm_hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    print(json.dumps({"runs": results, "self_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "jvm_hwm_kb": jvm_hwm}))
+    emit({"runs": results, "self_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+          "jvm_hwm_kb": jvm_hwm})
 """
 
 
@@ -273,7 +284,7 @@ def bench_small_tables(work: Path, count: int) -> dict:
             pipeline.validate_stage(config, table, run, extracted["raw_path"], settings=settings, spark=spark)
             pipeline.load_stage(config, table, run, extracted["raw_path"], settings=settings)
             pipeline.publish_stage(config, table, run, extracted["raw_path"], settings=settings)
-        print(json.dumps({"seconds": time.perf_counter() - started}))
+        emit({"seconds": time.perf_counter() - started})
     """
     shutil.rmtree(work / "tiny", ignore_errors=True)
     env = lockgate_env(work / "tiny", work, BENCH_CONFIG=config)
@@ -332,6 +343,26 @@ def write_results(result: dict) -> None:
         log("matplotlib is missing: no chart")
 
 
+def partial_run(only: set[str], args, work: Path, suite_dir: Path, table_bytes: int) -> dict:
+    """Some of the measures, for a quick look while tuning."""
+    out: dict = {}
+    if "copy_binary" in only:
+        out["copy_binary"] = bench_copy_binary(args.repeats)
+    if "connectorx" in only:
+        out["connectorx"] = bench_connectorx(args.repeats, work)
+    if "dlt_pyarrow" in only:
+        out["dlt_pyarrow"] = bench_dlt(args.repeats, work)
+    if "lockgate" in only:
+        out["lockgate"] = bench_lockgate(args.repeats, work, suite_dir)
+    if "incremental" in only:
+        out["incremental"] = bench_incremental(work, suite_dir, args.changed_rows)
+    if "small_tables" in only:
+        out["small_tables"] = bench_small_tables(work, args.small_tables)
+    if "memory" in only:
+        out["memory"] = bench_memory(work, suite_dir, table_bytes, args.driver_memory)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -339,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-tables", type=int, default=50)
     parser.add_argument("--changed-rows", type=int, default=1000)
     parser.add_argument("--driver-memory", default="512m")
+    parser.add_argument(
+        "--only", default="",
+        help="comma-separated subset of copy_binary,connectorx,dlt_pyarrow,lockgate,incremental,small_tables,memory: "
+        "prints those figures and writes no results",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
     WORK.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
     suite_dir = work / "expectations"
@@ -347,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     (suite_dir / "bench" / "lineitem.json").write_text(json.dumps(SUITE), encoding="utf-8")
     try:
         table_bytes = ensure_table(args.rows)
+        if only:
+            print(json.dumps(partial_run(only, args, work, suite_dir, table_bytes), indent=2))
+            return 0
         samples: dict[str, list[float]] = {}
         log("psql binary COPY");           samples["copy_binary"] = bench_copy_binary(args.repeats)  # noqa: E702
         log("ConnectorX");                 samples["connectorx"] = bench_connectorx(args.repeats, work)  # noqa: E702

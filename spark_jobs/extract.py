@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import time
 from datetime import UTC, datetime
@@ -31,10 +32,12 @@ from lockgate.settings import Settings, load_settings
 from lockgate.slices import Slice, compute_slice
 from lockgate.sources import JdbcSource, resolve_source
 
+from spark_jobs import arrow_reader
 from spark_jobs.transforms import apply_casts, sqlite_type_plan
 
 #: A partition should carry at least this many rows; smaller slices use fewer reads.
 MIN_ROWS_PER_PARTITION = 5_000
+_PY_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Warning|Exit)\b.*:")
 _NUMERIC = ("bigint", "int", "smallint", "tinyint", "decimal")
 
 
@@ -94,8 +97,13 @@ def _explain_source_error(exc: Exception, source: JdbcSource, table: str) -> Sou
         reason = f"table '{table}' does not exist"
     else:
         reason = ""
-    # Add the driver's innermost message: it is what a DBA would search for.
-    detail = (causes[-1] if causes else str(exc).strip().splitlines()[0])[:400]
+    # Add the driver's innermost message: it is what a DBA would search for. An error
+    # in a Python task (the Arrow reader) ends with the Python exception's own line.
+    python_lines = [line.strip() for line in str(exc).splitlines() if _PY_ERROR.match(line.strip())]
+    if python_lines:
+        detail = python_lines[-1][:400]
+    else:
+        detail = (causes[-1] if causes else str(exc).strip().splitlines()[0])[:400]
     reason = f"{reason} ({detail})" if reason else detail
     if source.password:
         reason = reason.replace(source.password, "***")
@@ -204,7 +212,11 @@ def plan_extract(spark, source: JdbcSource, table: TableConfig, window: Slice) -
         chunks = [
             [stats["lo"] + i * width, min(stats["lo"] + (i + 1) * width, stats["hi"] + 1)] for i in range(count)
         ]
+    reason = arrow_reader.unavailable_reason(source, table)
+    if reason and table.reader == "arrow":
+        raise SourceError(f"source {source.describe()}, table '{table.source_name}': reader 'arrow' is not possible: {reason}")
     return {
+        "reader": "jdbc" if reason else "arrow",
         "predicate": predicate,
         "custom_schema": custom_schema,
         "casts": casts,
@@ -215,8 +227,8 @@ def plan_extract(spark, source: JdbcSource, table: TableConfig, window: Slice) -
     }
 
 
-def read_chunk(spark, source: JdbcSource, table: TableConfig, plan: dict[str, Any], key_range: list[int] | None):
-    """One chunk of the slice as a lazy DataFrame, read with partitioned parallel JDBC reads."""
+def _chunk_bounds(source: JdbcSource, table: TableConfig, plan: dict[str, Any], key_range: list[int] | None):
+    """Predicate, key bounds and an upper estimate of the rows of one chunk."""
     predicate = plan["predicate"]
     stats = plan["stats"]
     lo, hi, rows = stats["lo"], stats["hi"], stats["rows"]
@@ -225,6 +237,12 @@ def read_chunk(spark, source: JdbcSource, table: TableConfig, plan: dict[str, An
         predicate = f"({predicate}) AND {column} >= {key_range[0]} AND {column} < {key_range[1]}"
         lo, hi = key_range[0], key_range[1] - 1
         rows = min(rows, table.chunk_rows)
+    return predicate, lo, hi, rows
+
+
+def read_chunk(spark, source: JdbcSource, table: TableConfig, plan: dict[str, Any], key_range: list[int] | None):
+    """One chunk of the slice as a lazy DataFrame, read with partitioned parallel JDBC reads."""
+    predicate, lo, hi, rows = _chunk_bounds(source, table, plan, key_range)
     partitions = _partitions(table, rows, lo, hi)
     options = {
         **source.jdbc_options(),
@@ -295,7 +313,18 @@ def _extract_chunks(spark, source: JdbcSource, table: TableConfig, window: Slice
         temp = partial / f".chunk-{index:05d}.tmp"
         shutil.rmtree(temp, ignore_errors=True)
         df, partitions = read_chunk(spark, source, table, plan, key_range)
-        files = _write_parquet(df, temp)
+        files = None
+        if plan.get("reader") == "arrow":
+            predicate, lo, hi, _ = _chunk_bounds(source, table, plan, key_range)
+            files = arrow_reader.write_ranges(
+                spark, source, source.table_ref(table.source_name), predicate, df.schema, table.split_column,
+                None if lo is None else (lo, hi), partitions, temp,
+            )  # fmt: skip
+            if files is None:  # a column type the Arrow reader does not convert: JDBC for the rest
+                plan["reader"] = "jdbc"
+                lake.write_json_atomic(plan_path, plan)
+        if files is None:
+            files = _write_parquet(df, temp)
         os.rename(temp, folder)
         schema = [{"name": f.name, "type": f.dataType.simpleString(), "nullable": f.nullable} for f in df.schema.fields]
         info = {"files": [f.name for f in files], "partitions": partitions, "key_range": key_range, "schema": schema}
@@ -420,6 +449,7 @@ def run_extract(
         "source_rows": result["stats"]["rows"],
         "source_sum": result["stats"].get("sum"),
         "rows": rows,
+        "reader": result.get("reader", "jdbc"),
         "partitions": max(c["partitions"] for c in result["done"]),
         "chunks": [
             {"index": c["index"], "key_range": c["key_range"], "files": len(c["files"]), "resumed": c["resumed"]}

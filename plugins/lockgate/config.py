@@ -28,6 +28,7 @@ from lockgate.errors import ConfigError
 LoadMode = Literal["full", "append", "merge"]
 QualityPolicy = Literal["fail", "quarantine", "warn"]
 DeletePolicy = Literal["none", "delete", "flag"]
+ReaderKind = Literal["auto", "arrow", "jdbc"]
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
@@ -66,6 +67,10 @@ class TableConfig(_Model):
             first primary-key column.
         partitions: JDBC read partitions (upper bound; small slices use fewer).
         fetch_size: rows per JDBC round trip.
+        reader: how Spark tasks read the source. ``arrow`` (PostgreSQL): each task
+            streams its key range with the binary COPY protocol into Arrow (ADBC) and
+            writes Parquet itself; ``jdbc``: Spark's JDBC reader; ``auto`` picks
+            ``arrow`` where it applies and ``jdbc`` elsewhere.
         expectations: suite reference ``<source>/<table>`` under ``expectations/``.
         chunk_rows: a slice with more rows is extracted in key-range chunks, each
             kept on disk as it completes, so a retry resumes at the first missing chunk.
@@ -88,6 +93,7 @@ class TableConfig(_Model):
     partition_column: str | None = Field(default=None, pattern=_IDENT)
     partitions: int = Field(default=4, ge=1, le=256)
     fetch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    reader: ReaderKind = "auto"
     expectations: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+/[A-Za-z0-9_\-]+$")
     on_quality_failure: QualityPolicy = "fail"
     chunk_rows: int = Field(default=2_000_000, ge=1)

@@ -303,7 +303,8 @@ def validate_stage(
             from lockgate.spark import get_spark
 
             spark = get_spark(f"lockgate-validate-{config.source}")
-        df = spark.read.parquet(*files).cache()
+        # Cache what the rules read once, instead of every rule scanning the files again.
+        df = quality.prune_for_rules(spark.read.parquet(*files), suite).cache()
         try:
             report = quality.validate_spark_dataframe(
                 df,

@@ -259,6 +259,54 @@ def load_suite(expectations_dir: Path, name: str) -> dict[str, Any]:
     return data
 
 
+_COLUMN_KWARGS = ("column", "column_list", "column_A", "column_B")
+
+
+def columns_read(suite: dict[str, Any]) -> set[str] | None:
+    """The columns whose values the suite's rules read, or ``None`` for "all of them".
+
+    ``expect_table_*`` rules look at the schema or the row count only; column rules read
+    the columns their arguments name. A rule of another kind reads everything.
+    """
+    needed: set[str] = set()
+    for spec in suite.get("expectations", []):
+        kind = str(spec.get("type", ""))
+        kwargs = spec.get("kwargs") or {}
+        if kind.startswith("expect_table_"):
+            continue
+        if not kind.startswith(("expect_column_", "expect_compound_columns_", "expect_multicolumn_")):
+            return None
+        for key in _COLUMN_KWARGS:
+            value = kwargs.get(key)
+            if isinstance(value, str):
+                needed.add(value)
+            elif isinstance(value, list):
+                needed.update(str(v) for v in value)
+        if kwargs.get("row_condition"):
+            return None  # a condition may read any column
+    return needed
+
+
+def prune_for_rules(df, suite: dict[str, Any]):
+    """``df`` with the columns no rule reads replaced by typed NULLs.
+
+    The schema is unchanged (names, order, types: schema rules still see every column)
+    while a cache of it holds, and every scan reads, only the columns the rules use —
+    Parquet is columnar, so a long text column nobody checks costs nothing.
+    """
+    from pyspark.sql import functions as F
+
+    needed = columns_read(suite)
+    if needed is None:
+        return df
+    return df.select(
+        *[
+            F.col(f.name) if f.name in needed else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in df.schema.fields
+        ]
+    )
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe copy of a GX result value (Decimals, datetimes, NaN)."""
     if isinstance(value, dict):
@@ -317,56 +365,15 @@ def validate_spark_dataframe(
     import great_expectations as gx
 
     where = suite.get("path", suite.get("name", "suite"))
-    expectations = [
-        build_expectation(spec, f"{where}: expectation #{i + 1}") for i, spec in enumerate(suite["expectations"])
-    ]
-    context = _context()
-    source = context.data_sources.add_spark(name="lockgate")
-    asset = source.add_dataframe_asset(name=table)
-    batch_definition = asset.add_batch_definition_whole_dataframe("batch")
-    gx_suite = gx.ExpectationSuite(name=str(suite.get("name", table)))
-    for expectation in expectations:
-        gx_suite.add_expectation(expectation)
-    result_format = {"result_format": _RESULT_FORMAT, "partial_unexpected_count": 5}
-    docs_page = None
-    if docs_dir is None:
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-        outcome = batch.validate(gx_suite, result_format=result_format)
-    else:
-        from great_expectations.checkpoint import UpdateDataDocsAction
-
-        docs_dir = Path(docs_dir)
-        site_dir = Path(docs_dir)
-        # GX rebuilds a site from its stores and drops pages it does not know; an
-        # ephemeral context knows one validation. Build in a private folder, then keep
-        # the page in the shared site.
-        docs_dir = site_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        context.add_data_docs_site(
-            site_name="lake",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        gx_suite = context.suites.add(gx_suite)
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(data=batch_definition, suite=gx_suite, name=f"{table} batch")
-        )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name="lockgate",
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=["lake"])],
-                result_format=result_format,
-            )
-        )
-        started = datetime.now(UTC).timestamp()
-        run = gx.RunIdentifier(run_name=run_name or "run")
-        checkpoint_result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run)
-        outcome = next(iter(checkpoint_result.run_results.values()))
-        del started
-        docs_page = _publish_docs(docs_dir, site_dir)
+    for i, spec in enumerate(suite["expectations"]):  # a bad rule fails before any work
+        build_expectation(spec, f"{where}: expectation #{i + 1}")
+    # A passing batch needs only verdicts, which GX computes in few scans (its
+    # aggregate metrics share one pass); a failing one is validated again with counts
+    # and examples, so that the report and the Data Docs page say why.
+    for result_format in _RESULT_FORMATS:
+        outcome, docs_page = _run_suite(df, suite, table, result_format, docs_dir, run_name)
+        if outcome.success:
+            break
     results = []
     for item in outcome.results:
         config = item.expectation_config
@@ -403,6 +410,62 @@ def validate_spark_dataframe(
         gx_version=gx.__version__,
         docs_page=docs_page,
     )
+
+
+def _run_suite(df, suite, table, result_format, docs_dir, run_name):
+    """One GX validation of ``df``; with ``docs_dir``, as a Checkpoint that renders the
+    run's Data Docs page into the shared site. Returns (GX result, page or None)."""
+    import great_expectations as gx
+
+    context = _context()
+    source = context.data_sources.add_spark(name="lockgate")
+    asset = source.add_dataframe_asset(name=table)
+    batch_definition = asset.add_batch_definition_whole_dataframe("batch")
+    gx_suite = gx.ExpectationSuite(name=str(suite.get("name", table)))
+    where = suite.get("path", suite.get("name", "suite"))
+    for i, spec in enumerate(suite["expectations"]):  # fresh objects: GX binds them to their suite
+        gx_suite.add_expectation(build_expectation(spec, f"{where}: expectation #{i + 1}"))
+    result_format = {"result_format": result_format, "partial_unexpected_count": 5}
+    if docs_dir is None:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        return batch.validate(gx_suite, result_format=result_format), None
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    site_dir = Path(docs_dir)
+    # GX rebuilds a site from its stores and drops pages it does not know; an
+    # ephemeral context knows one validation. Build in a private folder, then keep
+    # the page in the shared site.
+    build_dir = site_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    context.add_data_docs_site(
+        site_name="lake",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(build_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    gx_suite = context.suites.add(gx_suite)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch_definition, suite=gx_suite, name=f"{table} batch")
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="lockgate",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=["lake"])],
+            result_format=result_format,
+        )
+    )
+    checkpoint_result = checkpoint.run(
+        batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name or "run")
+    )
+    outcome = next(iter(checkpoint_result.run_results.values()))
+    if not outcome.success and result_format["result_format"] != _RESULT_FORMATS[-1]:
+        import shutil
+
+        shutil.rmtree(build_dir, ignore_errors=True)  # validated again with details
+        return outcome, None
+    return outcome, _publish_docs(build_dir, site_dir)
 
 
 def _publish_docs(build_dir: Path, site_dir: Path) -> str | None:
@@ -460,7 +523,8 @@ def write_report(report: ValidationReport, path: str | os.PathLike[str], extra: 
     return target
 
 
-_RESULT_FORMAT = "SUMMARY"
+#: Verdicts first; counts and examples only when something failed.
+_RESULT_FORMATS = ("BOOLEAN_ONLY", "SUMMARY")
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 
 

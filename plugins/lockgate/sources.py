@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from lockgate.errors import ConfigError
 
@@ -45,6 +46,8 @@ class JdbcSource:
     password: str | None = field(default=None, repr=False)
     database: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
+    port: int | None = None
 
     @property
     def driver(self) -> str:
@@ -82,6 +85,20 @@ class JdbcSource:
             # timestamp (without time zone) it is ignored; both mean UTC here.
             return f"'{text}+00'"
         return f"'{text}'"
+
+    def libpq_uri(self) -> str:
+        """A ``postgresql://`` URI for native (non-JDBC) PostgreSQL clients such as ADBC.
+
+        It holds the password: pass it to a client, never log it."""
+        if self.engine != "postgres" or not self.host:
+            raise ConfigError(f"source {self.describe()}: no native PostgreSQL address")
+        auth = ""
+        if self.user:
+            auth = quote(self.user, safe="")
+            if self.password:
+                auth += ":" + quote(self.password, safe="")
+            auth += "@"
+        return f"postgresql://{auth}{self.host}:{self.port or 5432}/{quote(self.database or '', safe='')}"
 
     def describe(self) -> str:
         """Where the source is, without credentials."""
@@ -133,6 +150,8 @@ def source_from_connection(conn, conn_id: str) -> JdbcSource:
         password=conn.password or None,
         database=database,
         properties=properties,
+        host=conn.host,
+        port=int(port),
     )
 
 

@@ -9,6 +9,7 @@ machine. JDBC driver jars come from Debian's packages (see :mod:`lockgate.settin
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from lockgate.errors import ConfigError
@@ -57,7 +58,8 @@ def get_spark(app_name: str = "lockgate", settings: Settings | None = None):
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    os.environ.setdefault("PYSPARK_PYTHON", os.path.realpath(os.sys.executable))
+    # The interpreter itself, not its resolved symlink: Python workers need the venv.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)

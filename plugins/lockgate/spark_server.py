@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,7 @@ def start_connect_server(
         "SPARK_LOCAL_IP": "127.0.0.1",
         "TZ": "UTC",
     }
+    env.setdefault("PYSPARK_PYTHON", sys.executable)  # Python tasks run in this venv
     env.pop("SPARK_REMOTE", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime

@@ -157,3 +157,36 @@ def test_row_predicates_find_exactly_the_breaking_rows(kind, kwargs, broken, fin
 def test_table_level_rules_have_no_row_predicate():
     assert quality.row_predicate("expect_table_row_count_to_be_between", {"max_value": 3}) is None
     assert quality.row_predicate("expect_column_mean_to_be_between", {"column": "v"}) is None
+
+
+def test_columns_read_by_a_suite():
+    suite = {"expectations": [
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["a", "b", "c", "d"]}},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
+        {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"]}},
+    ]}  # fmt: skip
+    assert quality.columns_read(suite) == {"a", "b"}
+    conditional = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a", "row_condition": "d>1"}}
+    assert quality.columns_read({"expectations": [conditional]}) is None
+    assert quality.columns_read({"expectations": [{"type": "expect_something_new", "kwargs": {}}]}) is None
+
+
+def test_pruned_batch_keeps_the_schema_and_the_verdicts(spark):
+    """Columns no rule reads become typed NULLs: schema rules still pass, value rules see
+    the real values, and a rule on a pruned column is impossible by construction."""
+    df = spark.createDataFrame(
+        [(1, "x" * 50, 3, None), (1, "y", -1, "n")], "id bigint, comment string, qty int, note string"
+    )
+    suite = {"name": "t", "expectations": [
+        {"type": "expect_table_columns_to_match_ordered_list", "kwargs": {"column_list": ["id", "comment", "qty", "note"]}},
+        {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "qty", "type_": "IntegerType"}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "qty", "min_value": 0}},
+    ]}  # fmt: skip
+    pruned = quality.prune_for_rules(df, suite)
+    assert pruned.schema.simpleString() == df.schema.simpleString()
+    assert pruned.select("comment", "note").distinct().collect() == [(None, None)]
+    full, fast = (quality.validate_spark_dataframe(d, suite, table="t.t", row_count=2) for d in (df, pruned))
+    assert [r.success for r in fast.results] == [r.success for r in full.results] == [True, True, False, False]
+    assert [r.unexpected_count for r in fast.results] == [r.unexpected_count for r in full.results]

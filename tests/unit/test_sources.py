@@ -65,3 +65,27 @@ def test_source_from_connection_object_without_password_in_errors():
     with pytest.raises(ConfigError, match="host is missing") as info:
         source_from_connection(Conn(), "c")
     assert SECRET not in str(info.value)
+
+
+def test_native_postgres_uri_quotes_credentials(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC_NATIVE", "postgres://etl%40corp:p%40ss%2Fw%3Ard@db.example:6543/sales")
+    source = resolve_source("src_native")
+    assert source.libpq_uri() == "postgresql://etl%40corp:p%40ss%2Fw%3Ard@db.example:6543/sales"
+    assert "p@ss" not in repr(source)
+    with pytest.raises(ConfigError, match="no native PostgreSQL address"):
+        JdbcSource("sqlite", "jdbc:sqlite:/tmp/x.db").libpq_uri()
+
+
+def test_arrow_reader_key_ranges_cover_every_key_once():
+    import duckdb
+
+    from spark_jobs.arrow_reader import key_ranges
+
+    for lo, hi, parts in [(1, 100, 4), (1, 3, 8), (-50, 50, 3), (7, 7, 2), (1, 10, 1)]:
+        predicates = key_ranges("k", lo, hi, parts)
+        assert 1 <= len(predicates) <= max(1, parts)
+        with duckdb.connect() as conn:
+            conn.execute(f"CREATE TABLE t AS SELECT * FROM range({lo - 5}, {hi + 6}) r(k) UNION ALL SELECT NULL")
+            hits = [conn.execute(f"SELECT k FROM t WHERE {p}").fetchall() for p in predicates]
+        seen = sorted((k for part in hits for (k,) in part), key=lambda v: (v is None, v))
+        assert seen == [*range(lo - 5, hi + 6), None]  # every key, NULL too, exactly once
