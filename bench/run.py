@@ -181,6 +181,8 @@ LOCKGATE_JOB = """
     spark = get_spark("lockgate-bench")
     spark.range(1).count()  # the session is warm, as in a long-running worker or Spark Connect
     import great_expectations  # imported once per worker process, like Spark's session
+    from spark_jobs.arrow_reader import warm_up
+    warm_up(spark, os.cpu_count() or 2)  # Python workers up, as in a long-running session
     config = parse_source(json.loads(os.environ["BENCH_CONFIG"]), "bench.yml")
     table = config.tables[0]
     results = []
