@@ -266,20 +266,7 @@ def load_files(
         conn.execute(f"DELETE FROM {target} WHERE {' AND '.join(terms) or 'true'}")
         conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
     elif mode == "merge":
-        keys = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in primary_key)
-        key_list = ", ".join(q(k) for k in primary_key)
-        # One row per key in the batch: the newest cursor wins.
-        conn.execute(
-            "CREATE OR REPLACE TEMP TABLE lockgate_batch AS SELECT * FROM lockgate_stage "
-            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {q(cursor)} DESC NULLS LAST) = 1"
-        )
-        newer = f"(s.{q(cursor)} >= t.{q(cursor)} OR t.{q(cursor)} IS NULL)"
-        conn.execute(f"DELETE FROM {target} t USING lockgate_batch s WHERE {keys} AND {newer}")
-        conn.execute(
-            f"INSERT INTO {target} ({cols}) SELECT {', '.join('s.' + q(c) for c in columns)} FROM lockgate_batch s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {keys})"
-        )
-        conn.execute("DROP TABLE lockgate_batch")
+        _merge(conn, target, columns, primary_key, cursor, empty_target=before == 0)
     else:
         raise ConfigError(f"{source}.{table}: unknown load mode '{mode}'")
     after = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
@@ -293,6 +280,47 @@ def load_files(
         "rows_after": after,
         "schema_changes": changes,
     }
+
+
+def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor: str, *, empty_target: bool) -> None:
+    """Upsert ``lockgate_stage`` into ``target``: per key the row with the newest cursor wins.
+
+    Each step is skipped when it cannot change anything, because on a large batch each
+    costs a full pass: the batch is deduplicated only when a key repeats in it, and an
+    empty target takes a plain insert. Otherwise target rows the batch supersedes are
+    deleted, and the batch is inserted except for keys whose target row is newer (found
+    by a join that hashes the batch, not the target).
+    """
+    cols = ", ".join(q(c) for c in columns)
+    key_list = ", ".join(q(k) for k in primary_key)
+    keys = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in primary_key)
+    rows, distinct = conn.execute(
+        f"SELECT (SELECT count(*) FROM lockgate_stage), (SELECT count(*) FROM (SELECT DISTINCT {key_list} FROM lockgate_stage))"
+    ).fetchone()
+    batch = "lockgate_stage"
+    if distinct < rows:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE lockgate_batch AS SELECT * FROM lockgate_stage "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {q(cursor)} DESC NULLS LAST) = 1"
+        )
+        batch = "lockgate_batch"
+    if empty_target:
+        conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {batch}")
+    else:
+        newer = f"(s.{q(cursor)} >= t.{q(cursor)} OR t.{q(cursor)} IS NULL)"
+        conn.execute(f"DELETE FROM {target} t USING {batch} s WHERE {keys} AND {newer}")
+        # Rows still matching a batch key are newer than the batch's: keep them.
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE lockgate_kept AS SELECT {', '.join('t.' + q(k) for k in primary_key)} "
+            f"FROM {target} t JOIN {batch} s ON {keys}"
+        )
+        conn.execute(
+            f"INSERT INTO {target} ({cols}) SELECT {', '.join('s.' + q(c) for c in columns)} FROM {batch} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM lockgate_kept t WHERE {keys})"
+        )
+        conn.execute("DROP TABLE lockgate_kept")
+    if batch == "lockgate_batch":
+        conn.execute("DROP TABLE lockgate_batch")
 
 
 def _set_aside(conn, rules: list[tuple[str, str]], path: str | Path | None) -> int:

@@ -98,6 +98,21 @@ def test_merge_keeps_one_row_per_key_when_the_batch_has_versions(conn, tmp_path)
     assert rows(conn) == [(1, "v2", "2.00", ts(1, 3))]
 
 
+def test_merge_into_a_loaded_table_mixes_newer_older_new_and_repeated_keys(conn, tmp_path):
+    base = parquet(tmp_path / "base.parquet", [(1, "t1", "1.00", ts(1, 1)), (2, "t2", "2.00", ts(5, 1)), (3, "t3", "3.00", ts(1, 1))])
+    load(conn, "merge", [base])
+    batch = parquet(tmp_path / "batch.parquet", [
+        (1, "b1-old", "1.10", ts(1, 2)), (1, "b1-new", "1.20", ts(1, 4)),  # repeated key, newer than the table
+        (2, "b2", "2.10", ts(2, 1)),  # older than the table's row: the table's stays
+        (4, "b4", "4.00", ts(1, 1)),  # a new key
+    ])
+    load(conn, "merge", [batch])
+    assert rows(conn) == [
+        (1, "b1-new", "1.20", ts(1, 4)), (2, "t2", "2.00", ts(5, 1)), (3, "t3", "3.00", ts(1, 1)), (4, "b4", "4.00", ts(1, 1)),
+    ]
+    assert not conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'lockgate_%' AND temporary").fetchone()[0]
+
+
 def test_full_replaces_the_table(conn, tmp_path):
     load(conn, "full", [parquet(tmp_path / "a.parquet", DAY1 + DAY2)], full=True)
     load(conn, "full", [parquet(tmp_path / "b.parquet", DAY2)], full=True)
