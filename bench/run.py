@@ -323,9 +323,15 @@ def write_results(result: dict) -> None:
         "|---|---:|",
         *[f"| {k} | {v:.2f} |" for k, v in m.items()],
         "",
-        "| ratio | value | target |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v['value']:.2f} | ≤ {v['target']} |" for k, v in r.items()],
+        "| ratio | value | target | met |",
+        "|---|---:|---:|:---:|",
+        *[f"| {k} | {v['value']:.2f} | ≤ {v['target']} | {'yes' if v['met'] else 'no'} |" for k, v in r.items()],
+        "",
+        f"small tables: {result['small_tables']['tables']} tables, "
+        f"{result['small_tables']['overhead_s_per_table']:.2f} s per table (target ≤ 1.5); "
+        f"incremental: {result['incremental']['changed_rows']:,} changed rows in {result['incremental']['seconds']:.2f} s; "
+        f"memory: {result['memory']['rows']:,} rows with driver memory {result['memory']['driver_memory']}, "
+        f"peak RSS {result['memory']['peak_rss_mb']:.0f} MB",
     ]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
