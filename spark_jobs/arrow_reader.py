@@ -25,6 +25,7 @@ from lockgate.sources import JdbcSource
 
 #: Parquet row groups of about this many rows (ADBC hands over much smaller batches).
 ROW_GROUP_ROWS = 262_144
+IN_PROCESS_ROWS = 50_000  # a slice up to this size, read as one range, skips the Spark job
 
 _PLAIN = {
     "boolean", "byte", "short", "integer", "long", "float", "double", "date",
@@ -157,10 +158,15 @@ def write_ranges(
     bounds: tuple[int, int] | None,
     parts: int,
     folder: Path,
+    rows: int | None = None,
 ) -> list[Path] | None:
     """Read ``relation WHERE predicate`` in ``parts`` key ranges, one Spark task each,
     into ``folder/part-NNNNN.parquet``. Returns the files, or ``None`` when the schema
-    has a type this reader does not support (the caller uses JDBC)."""
+    has a type this reader does not support (the caller uses JDBC).
+
+    A slice of at most ``IN_PROCESS_ROWS`` rows read as one range runs the same task
+    function in this process: a Spark job would add only scheduling and, on a busy
+    Spark Connect server, a Python worker start to a read of a few rows."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     columns = select_list(source, schema)
@@ -175,9 +181,14 @@ def write_ranges(
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(folder / f"part-{i:05d}.parquet") for i in range(len(queries))]
     task = _task(source.libpq_uri(), queries, paths, target.serialize().to_pybytes(), ROW_GROUP_ROWS)
-    written: list[Any] = (
-        spark.range(0, len(queries), 1, len(queries)).mapInArrow(task, "index long, rows long").collect()
-    )
+    written: list[Any]
+    if len(queries) == 1 and rows is not None and rows <= IN_PROCESS_ROWS:
+        import pyarrow as pa
+
+        ids = pa.RecordBatch.from_pydict({"id": pa.array([0], pa.int64())})
+        written = [row for batch in task(iter([ids])) for row in batch.to_pylist()]
+    else:
+        written = spark.range(0, len(queries), 1, len(queries)).mapInArrow(task, "index long, rows long").collect()
     if sorted(r["index"] for r in written) != list(range(len(queries))):
         raise RuntimeError(f"Arrow reader: expected {len(queries)} parts in {folder}, got {len(written)}")
     return [Path(p) for p in paths]

@@ -234,6 +234,39 @@ def test_sqlite_common_types_row_for_row(tmp_path, lake_env, spark, monkeypatch)
     _check(lake_env, "it_lite", expected, types)
 
 
+def test_a_small_slice_is_read_in_process_and_a_large_one_by_spark_tasks(
+    pg_conn, pg_database, lake_env, spark, monkeypatch
+):
+    for name, rows in (("small", 100), ("large", 12000)):
+        pg_conn.execute(
+            f"CREATE TABLE {name} AS SELECT g AS id, 'r' || g AS label, "
+            f"timestamp '2026-03-01' + g * interval '1 second' AS updated_at FROM generate_series(1, {rows}) g"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_SIZE", f"postgres://postgres@127.0.0.1:5432/{pg_database}")
+    config = parse_source(
+        {"source": "it_size", "connection": "it_size", "start_date": "2026-03-01",
+         "tables": [{"name": n, "primary_key": ["id"], "mode": "merge", "cursor": "updated_at", "partitions": 4}
+                    for n in ("small", "large")]},
+        "it_size.yml",
+    )  # fmt: skip
+    from lockgate import lake
+
+    run = RunInfo(run_id="r1", interval_start=D1, interval_end=D2)
+    tracker = spark.sparkContext.statusTracker()
+    jobs = {}
+    for table in config.tables:
+        spark.sparkContext.setJobGroup(f"it_size_{table.name}", table.name)
+        try:
+            extracted = pipeline.extract_stage(config, table, run, settings=lake_env, spark=spark)
+        finally:
+            spark.sparkContext.setJobGroup(None, None)
+        manifest = lake.read_manifest(extracted["raw_path"])
+        assert manifest["reader"] == "arrow" and manifest["rows"] == manifest["source_rows"]
+        jobs[table.name] = len(tracker.getJobIdsForGroup(f"it_size_{table.name}"))
+    assert jobs["small"] == 0, "a 100-row slice should not start a Spark job"
+    assert jobs["large"] >= 1, "a 12,000-row slice in 3 key ranges should run as Spark tasks"
+
+
 def test_partitioned_read_covers_every_row_once(pg_conn, pg_database, lake_env, spark, monkeypatch):
     pg_conn.execute(
         "CREATE TABLE events AS SELECT g AS id, 'e' || g AS payload, "
