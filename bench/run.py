@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-WORK = ROOT / "bench" / "work"
+WORK = ROOT / "bench" / "scratch"
 DB = os.environ.get("LOCKGATE_BENCH_DB", "lockgate_bench")
 PG = {"host": "127.0.0.1", "port": 5432, "user": os.environ.get("LOCKGATE_BENCH_USER", "postgres")}
 TABLE = "bench_lineitem"
