@@ -37,6 +37,11 @@ def unavailable_reason(source: JdbcSource, table: TableConfig) -> str | None:
     """Why the Arrow reader cannot read this table (``None`` when it can)."""
     if table.reader == "jdbc":
         return "the table asks for the JDBC reader"
+    return native_unavailable_reason(source)
+
+
+def native_unavailable_reason(source: JdbcSource) -> str | None:
+    """Why this source cannot be reached with ADBC's native PostgreSQL driver."""
     if source.engine != "postgres":
         return f"the Arrow reader supports PostgreSQL, not {source.engine}"
     if source.properties:

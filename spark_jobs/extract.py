@@ -66,7 +66,7 @@ def _query(spark, source: JdbcSource, sql: str, text_columns: list[str]) -> list
     where a Spark JDBC job costs a few hundred); other engines go through Spark's JDBC
     reader, every column read as text (SQLite reports no usable types for expressions,
     and text converts exactly everywhere)."""
-    if source.engine == "postgres" and source.host and not source.properties and _has_adbc():
+    if arrow_reader.native_unavailable_reason(source) is None:
         import adbc_driver_postgresql.dbapi as adbc
 
         with adbc.connect(source.libpq_uri()) as conn, conn.cursor() as cursor:
@@ -76,12 +76,6 @@ def _query(spark, source: JdbcSource, sql: str, text_columns: list[str]) -> list
     schema = ", ".join(f"{c} STRING" for c in text_columns)
     df = spark.read.format("jdbc").options(**source.jdbc_options(), query=sql, customSchema=schema).load()
     return [row.asDict() for row in df.collect()]
-
-
-def _has_adbc() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("adbc_driver_postgresql") is not None
 
 
 def _jvm_causes(exc: Exception) -> list[str]:
