@@ -227,7 +227,7 @@ def bench_config(**table) -> str:
     return json.dumps({
         "source": "bench", "connection": "bench_pg", "start_date": "2026-01-01",
         "tables": [{"name": TABLE, "primary_key": ["l_id"], "mode": "merge", "cursor": "updated_at",
-                    "partitions": 8, "fetch_size": 20000, "expectations": "bench/lineitem", **table}],
+                    "expectations": "bench/lineitem", **table}],
     })  # fmt: skip
 
 

@@ -332,7 +332,7 @@ def _extract_chunks(spark, source: JdbcSource, table: TableConfig, window: Slice
             predicate, lo, hi, rows = _chunk_bounds(source, table, plan, key_range)
             files = arrow_reader.write_ranges(
                 spark, source, source.table_ref(table.source_name), predicate, df.schema, table.split_column,
-                None if lo is None else (lo, hi), partitions, temp, rows=rows,
+                None if lo is None else (lo, hi), partitions, temp, rows=rows, nulls=key_range is None,
             )  # fmt: skip
             if files is None:  # a column type the Arrow reader does not convert: JDBC for the rest
                 plan["reader"] = "jdbc"

@@ -89,3 +89,10 @@ def test_arrow_reader_key_ranges_cover_every_key_once():
             hits = [conn.execute(f"SELECT k FROM t WHERE {p}").fetchall() for p in predicates]
         seen = sorted((k for part in hits for (k,) in part), key=lambda v: (v is None, v))
         assert seen == [*range(lo - 5, hi + 6), None]  # every key, NULL too, exactly once
+        # Under a chunk's bounds (no NULL key), the first range is a plain index range.
+        bounded = key_ranges("k", lo, hi, parts, nulls=False)
+        assert all("NULL" not in p for p in bounded)
+        with duckdb.connect() as conn:
+            conn.execute(f"CREATE TABLE t AS SELECT * FROM range({lo - 5}, {hi + 6}) r(k)")
+            hits = [conn.execute(f"SELECT k FROM t WHERE {p}").fetchall() for p in bounded]
+        assert sorted(k for part in hits for (k,) in part) == list(range(lo - 5, hi + 6))
