@@ -299,15 +299,25 @@ def validate_stage(
     files = lake.data_files(raw_path, manifest)
     report = None
     if files and suite["expectations"]:
-        if spark is None:
-            from lockgate.spark import get_spark
+        spark_reason = (
+            quality.in_process_reason(suite, manifest["schema"])
+            if manifest["rows"] <= quality.IN_PROCESS_ROWS
+            else f"{manifest['rows']:,} rows"
+        )
+        if spark_reason is None:
+            log.info("%s.%s: %s rows validated in process (GX pandas engine)", config.source, table.name, manifest["rows"])
+            df = quality.read_batch_pandas(files)
+        else:
+            log.info("%s.%s: validated on Spark (%s)", config.source, table.name, spark_reason)
+            if spark is None:
+                from lockgate.spark import get_spark
 
-            spark = get_spark(f"lockgate-validate-{config.source}")
-        # Every scan reads only the Parquet columns the rules use. Not cached: building
-        # Spark's in-memory cache costs about three such scans (measured on the
-        # benchmark table), more than the scans GX's bundled metrics make.
-        df = quality.prune_for_rules(spark.read.parquet(*files), suite)
-        report = quality.validate_spark_dataframe(
+                spark = get_spark(f"lockgate-validate-{config.source}")
+            # Every scan reads only the Parquet columns the rules use. Not cached: building
+            # Spark's in-memory cache costs about three such scans (measured on the
+            # benchmark table), more than the scans GX's bundled metrics make.
+            df = quality.prune_for_rules(spark.read.parquet(*files), suite)
+        report = quality.validate_dataframe(
             df,
             suite,
             table=f"{config.source}.{table.name}",
