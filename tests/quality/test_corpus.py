@@ -8,6 +8,7 @@ with a clear message, and rows in = rows loaded + rows quarantined.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -194,3 +195,40 @@ def test_sum_that_does_not_reconcile_stops_the_load(corpus):
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
         assert warehouse.table_columns(conn, "qc", "corpus") == {}
     assert not list((settings.lake_root / "quarantine").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("engine", ["in process", "spark"])
+def test_quarantine_is_the_same_whether_the_batch_is_validated_in_process_or_on_spark(corpus, engine, monkeypatch):
+    """The suite's rules that mean the same on GX's pandas engine, on the same corpus:
+    validated in process (a small batch) or forced onto Spark, the same rows are set
+    aside with the same rules, and the report counts the same failures."""
+    from lockgate import quality
+
+    settings, spark = corpus
+    eligible = {"id is required", "id is unique", "amount is between 0 and 1000", "name has no control characters",
+                "note is at most 10,000 characters"}  # fmt: skip
+    suite = {**SUITE, "expectations": [e for e in SUITE["expectations"]
+                                       if e.get("meta", {}).get("rule", "schema") in eligible | {"schema"}]}  # fmt: skip
+    (settings.expectations_dir / "qc" / "corpus.json").write_text(json.dumps(suite), encoding="utf-8")
+    if engine == "spark":
+        monkeypatch.setattr(quality, "IN_PROCESS_ROWS", 0)
+    config = _config("quarantine")
+    table = config.tables[0]
+    run = RunInfo(run_id="scheduled__qc", interval_start=D0, interval_end=D1)
+    extracted = pipeline.extract_stage(config, table, run, settings=settings, spark=spark)
+    sc, group = spark.sparkContext, f"corpus-validate-{uuid.uuid4().hex}"
+    sc.setJobGroup(group, "validate")
+    try:
+        validated = pipeline.validate_stage(config, table, run, extracted["raw_path"], settings=settings, spark=spark)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    spark_jobs = sc.statusTracker().getJobIdsForGroup(group)
+    assert (len(spark_jobs) == 0) == (engine == "in process")
+    loaded = pipeline.load_stage(config, table, run, extracted["raw_path"], settings=settings)
+    assert validated["status"] == "quarantine" and validated["rules_failed"] == 5
+    bad = [(row, [r for r in rules if r in eligible]) for row, rules in CORPUS]
+    bad = [(row, rules) for row, rules in bad if rules]
+    assert (loaded["rows_loaded"], loaded["rows_quarantined"]) == (len(CORPUS) - len(bad), len(bad))
+    files = list((settings.lake_root / "quarantine" / "qc" / "corpus").rglob("rows.parquet"))
+    rows = duckdb.sql(f"SELECT name, _lockgate_failed_rules FROM read_parquet('{files[0]}')").fetchall()
+    assert sorted((name, list(rules)) for name, rules in rows) == sorted((row[1], rules) for row, rules in bad)
