@@ -80,18 +80,28 @@ def select_list(source: JdbcSource, schema) -> str | None:
     return ", ".join(items)
 
 
-def key_ranges(column: str, lo: int, hi: int, parts: int, *, nulls: bool = True) -> list[str]:
-    """``parts`` predicates covering every value of ``column``, split into equal-width
-    ranges of ``[lo, hi]``; the ends are open, as in Spark's partitioned JDBC reads, so
-    nothing outside the bounds is lost. NULLs go to the first range unless ``nulls`` is
-    false (the caller's predicate already bounds the column): PostgreSQL cannot use the
-    key's index range for ``k < x OR k IS NULL`` under a chunk's bounds, and that first
-    task then read the whole chunk."""
+def key_ranges(
+    column: str, lo: int, hi: int, parts: int, *, nulls: bool = True, sample: list[int] | None = None
+) -> list[str]:
+    """``parts`` predicates covering every value of ``column``, split at cut points in
+    ``[lo, hi]``; the ends are open, as in Spark's partitioned JDBC reads, so nothing
+    outside the bounds is lost. NULLs go to the first range unless ``nulls`` is false
+    (the caller's predicate already bounds the column): PostgreSQL cannot use the key's
+    index range for ``k < x OR k IS NULL`` under a chunk's bounds, and that first task
+    then read the whole chunk.
+
+    The cuts split ``sample`` (sorted key values, e.g. the source's histogram of the
+    column) into equal counts when it has at least ``parts`` values in the bounds, so
+    keys with gaps or clusters still give tasks of similar size; otherwise the ranges
+    have equal widths."""
     if parts <= 1:
         return ["1=1"]
-    width = max(1, -(-(hi + 1 - lo) // parts))
-    cuts = [lo + i * width for i in range(1, parts)]
-    cuts = [c for c in cuts if c <= hi]
+    inside = sorted(v for v in sample or [] if lo < v <= hi)
+    if len(inside) >= parts:
+        cuts = sorted({inside[(i * len(inside)) // parts] for i in range(1, parts)})
+    else:
+        width = max(1, -(-(hi + 1 - lo) // parts))
+        cuts = [c for c in (lo + i * width for i in range(1, parts)) if c <= hi]
     if not cuts:
         return ["1=1"]
     first = f"({column} < {cuts[0]} OR {column} IS NULL)" if nulls else f"{column} < {cuts[0]}"
@@ -99,6 +109,28 @@ def key_ranges(column: str, lo: int, hi: int, parts: int, *, nulls: bool = True)
     predicates += [f"{column} >= {a} AND {column} < {b}" for a, b in zip(cuts, cuts[1:], strict=False)]
     predicates.append(f"{column} >= {cuts[-1]}")
     return predicates
+
+
+def key_histogram(source: JdbcSource, relation: str, column: str) -> list[int]:
+    """The source's histogram bounds of an integer column (PostgreSQL's ``pg_stats``,
+    kept by ANALYZE; about 100 values, read without touching the table), or ``[]``."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    sql = (
+        "SELECT s.histogram_bounds::text FROM pg_stats s "
+        "JOIN pg_namespace n ON n.nspname = s.schemaname "
+        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename "
+        "WHERE c.oid = to_regclass($1) AND s.attname = $2"
+    )
+    with adbc.connect(source.libpq_uri()) as conn, conn.cursor() as cursor:
+        cursor.execute(sql, (relation, column))
+        row = cursor.fetchone()
+    if not row or not row[0]:
+        return []
+    try:
+        return sorted(int(v) for v in row[0].strip("{}").split(","))
+    except ValueError:  # not an integer column
+        return []
 
 
 def _task(uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int):
@@ -175,9 +207,11 @@ def write_ranges(
     rows: int | None = None,
     *,
     nulls: bool = True,
+    sample: list[int] | None = None,
 ) -> list[Path] | None:
     """Read ``relation WHERE predicate`` in ``parts`` key ranges, one Spark task each,
-    into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL keys). Returns the files, or ``None`` when the schema
+    into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL keys;
+    ``sample``: key values that balance the ranges, see :func:`key_ranges`). Returns the files, or ``None`` when the schema
     has a type this reader does not support (the caller uses JDBC).
 
     A slice of at most ``IN_PROCESS_ROWS`` rows read as one range runs the same task
@@ -192,7 +226,7 @@ def write_ranges(
     if bounds is None or not split_column:
         ranges = ["1=1"]
     else:
-        ranges = key_ranges(source.quote(split_column), bounds[0], bounds[1], parts, nulls=nulls)
+        ranges = key_ranges(source.quote(split_column), bounds[0], bounds[1], parts, nulls=nulls, sample=sample)
     queries = [f"SELECT {columns} FROM {relation} WHERE ({predicate}) AND {r}" for r in ranges]
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(folder / f"part-{i:05d}.parquet") for i in range(len(queries))]

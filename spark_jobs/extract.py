@@ -229,6 +229,9 @@ def plan_extract(spark, source: JdbcSource, table: TableConfig, window: Slice) -
     reason = arrow_reader.unavailable_reason(source, table)
     if reason and table.reader == "arrow":
         raise SourceError(f"source {source.describe()}, table '{table.source_name}': reader 'arrow' is not possible: {reason}")
+    if not reason and stats["lo"] is not None and _partitions(table, stats["rows"], stats["lo"], stats["hi"]) > 1:
+        relation = source.table_ref(table.source_name)
+        stats["key_sample"] = arrow_reader.key_histogram(source, relation, table.split_column)
     return {
         "reader": "jdbc" if reason else "arrow",
         "predicate": predicate,
@@ -333,6 +336,7 @@ def _extract_chunks(spark, source: JdbcSource, table: TableConfig, window: Slice
             files = arrow_reader.write_ranges(
                 spark, source, source.table_ref(table.source_name), predicate, df.schema, table.split_column,
                 None if lo is None else (lo, hi), partitions, temp, rows=rows, nulls=key_range is None,
+                sample=plan["stats"].get("key_sample"),
             )  # fmt: skip
             if files is None:  # a column type the Arrow reader does not convert: JDBC for the rest
                 plan["reader"] = "jdbc"

@@ -267,6 +267,37 @@ def test_a_small_slice_is_read_in_process_and_a_large_one_by_spark_tasks(
     assert jobs["large"] >= 1, "a 12,000-row slice in 3 key ranges should run as Spark tasks"
 
 
+def test_arrow_reader_balances_tasks_over_a_clustered_key(pg_conn, pg_database, lake_env, spark, monkeypatch):
+    """Keys in two clusters far apart: the key ranges follow PostgreSQL's histogram of the
+    key, so the 4 tasks read similar numbers of rows (equal-width ranges would give two
+    tasks everything and two nothing), and every row arrives once."""
+    pg_conn.execute(
+        "CREATE TABLE clustered AS SELECT CASE WHEN g <= 8000 THEN g ELSE 1000000000 + g END AS id, "
+        "'r' || g AS label, timestamp '2026-03-01' + g * interval '1 second' AS updated_at "
+        "FROM generate_series(1, 16000) g"
+    )
+    pg_conn.execute("ALTER TABLE clustered ADD PRIMARY KEY (id)")
+    pg_conn.execute("ANALYZE clustered")
+    monkeypatch.setenv("AIRFLOW_CONN_IT_SKEW", f"postgres://postgres@127.0.0.1:5432/{pg_database}")
+    config = parse_source(
+        {"source": "it_skew", "connection": "it_skew", "start_date": "2026-03-01",
+         "tables": [{"name": "clustered", "primary_key": ["id"], "mode": "full", "partitions": 4}]},
+        "it_skew.yml",
+    )  # fmt: skip
+    import pyarrow.parquet as pq
+    from lockgate import lake
+
+    table = config.tables[0]
+    extracted = pipeline.extract_stage(config, table, RunInfo(run_id="r1"), settings=lake_env, spark=spark)
+    manifest = lake.read_manifest(extracted["raw_path"])
+    files = lake.data_files(extracted["raw_path"], manifest)
+    counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    assert manifest["reader"] == "arrow" and len(files) == 4 and sum(counts) == 16000
+    assert max(counts) <= 6000, f"unbalanced key ranges: {counts}"
+    ids = pq.read_table(files, columns=["id"]).column("id").to_pylist()
+    assert len(set(ids)) == 16000
+
+
 def test_partitioned_read_covers_every_row_once(pg_conn, pg_database, lake_env, spark, monkeypatch):
     pg_conn.execute(
         "CREATE TABLE events AS SELECT g AS id, 'e' || g AS payload, "

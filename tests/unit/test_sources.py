@@ -96,3 +96,27 @@ def test_arrow_reader_key_ranges_cover_every_key_once():
             conn.execute(f"CREATE TABLE t AS SELECT * FROM range({lo - 5}, {hi + 6}) r(k)")
             hits = [conn.execute(f"SELECT k FROM t WHERE {p}").fetchall() for p in bounded]
         assert sorted(k for part in hits for (k,) in part) == list(range(lo - 5, hi + 6))
+
+
+def test_arrow_reader_key_ranges_follow_a_sample_of_the_keys():
+    """With the source's histogram of a clustered key, ranges hold similar numbers of
+    keys (equal widths would put every key in the first and last range) and still
+    cover every key, NULL too, exactly once."""
+    import duckdb
+
+    from spark_jobs.arrow_reader import key_ranges
+
+    keys = [*range(1, 1001), *range(10**9, 10**9 + 1000)]
+    sample = keys[::20]
+    for predicates, expect_balanced in ((key_ranges("k", 1, keys[-1], 4, sample=sample), True),
+                                        (key_ranges("k", 1, keys[-1], 4), False),
+                                        (key_ranges("k", 1, keys[-1], 4, sample=sample[:2]), False)):  # fmt: skip
+        with duckdb.connect() as conn:
+            conn.execute("CREATE TABLE t (k BIGINT)")
+            conn.executemany("INSERT INTO t VALUES (?)", [[k] for k in [*keys, None]])
+            counts = [conn.execute(f"SELECT count(*) FROM t WHERE {p}").fetchone()[0] for p in predicates]
+            assert conn.execute(
+                "SELECT count(*) FROM t WHERE " + " OR ".join(f"({p})" for p in predicates)
+            ).fetchone()[0] == len(keys) + 1
+        assert sum(counts) == len(keys) + 1  # exactly once
+        assert (max(counts) <= 0.3 * len(keys)) is expect_balanced, counts
