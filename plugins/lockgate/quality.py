@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -332,6 +334,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_REGEX_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _portable_regex(pattern: Any) -> bool:
+    """Whether ``pattern`` means the same to Python's ``re`` (GX's pandas engine) and
+    to Java's regex (Spark's ``rlike``). Conservative: classes like ``\\d``, ``\\w``,
+    ``\\s`` (Unicode in Python, ASCII in Java), ``\\p{..}``, possessive quantifiers,
+    class intersections and POSIX brackets are left to Spark."""
+    if not isinstance(pattern, str) or any(token in pattern for token in ("++", "*+", "?+", "}+", "&&", "[[")):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Python warns where it may change meaning later
+            re.compile(pattern)
+    except (re.error, FutureWarning, DeprecationWarning):
+        return False
+    return all(not c.isalnum() or c in "xuntr" for c in _REGEX_ESCAPE.findall(pattern))
+
+
 def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> str | None:
     """Why the suite must run on Spark for a batch with this (manifest) schema, or
     ``None`` when every rule means the same on GX's pandas engine.
@@ -339,7 +360,8 @@ def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> st
     The rules allowed are those whose outcome cannot depend on the engine: presence,
     uniqueness and schema rules on any column but floating point ones (pandas treats
     NaN as missing, Spark does not); numeric ranges and sets with numeric bounds on
-    integer and decimal columns; text sets, regexes and lengths on text columns.
+    integer and decimal columns; text sets, lengths and regexes that Python and Java
+    read alike (:func:`_portable_regex`) on text columns.
     Anything else runs on Spark: type rules, row conditions, comparisons Spark would
     cast, wide decimals, and column pairs (with one value missing, the pandas engine
     counts the row as unexpected and Spark does not).
@@ -358,7 +380,8 @@ def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> st
         if kind in _ANY_COLUMN:
             continue
         if kind in _TEXT_RULES and found and set(found) == {"text"}:
-            continue
+            if "regex" not in kwargs or _portable_regex(kwargs["regex"]):
+                continue
         if kind == "expect_column_values_to_be_between" and found == ["number"]:
             if all(kwargs.get(k) is None or _is_number(kwargs.get(k)) for k in ("min_value", "max_value")):
                 continue

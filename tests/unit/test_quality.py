@@ -209,6 +209,7 @@ def test_only_rules_that_mean_the_same_on_pandas_are_validated_in_process():
         reason("expect_column_values_to_be_in_set", column="name", value_set=["a", "b"]),
         reason("expect_column_values_to_be_in_set", column="id", value_set=[1, 2]),
         reason("expect_column_values_to_match_regex", column="name", regex="^[a-z]+$"),
+        reason("expect_column_values_to_not_match_regex", column="name", regex=r"[\x00-\x1F]|\.$"),
     ]
     assert same == [None] * len(same)
     spark_only = {
@@ -219,6 +220,10 @@ def test_only_rules_that_mean_the_same_on_pandas_are_validated_in_process():
         "mixed set": reason("expect_column_values_to_be_in_set", column="id", value_set=[1, "2"]),
         "regex on number": reason("expect_column_values_to_match_regex", column="id", regex="1"),
         "type": reason("expect_column_values_to_be_of_type", column="id", type_="LongType"),
+        # \d and \w are Unicode-aware in Python, ASCII in Java; \p{..} is Java only.
+        "digit class": reason("expect_column_values_to_match_regex", column="name", regex=r"^\d+$"),
+        "unicode class": reason("expect_column_values_to_match_regex", column="name", regex=r"^\p{L}+$"),
+        "possessive": reason("expect_column_values_to_match_regex", column="name", regex="^a++$"),
         "condition": reason("expect_column_values_to_be_unique", column="id", row_condition='name=="a"'),
         # With one value missing, GX's pandas engine counts the row, Spark does not.
         "pair": reason("expect_column_pair_values_a_to_be_greater_than_b", column_A="due", column_B="at"),
