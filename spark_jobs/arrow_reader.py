@@ -111,28 +111,6 @@ def key_ranges(
     return predicates
 
 
-def key_histogram(source: JdbcSource, relation: str, column: str) -> list[int]:
-    """The source's histogram bounds of an integer column (PostgreSQL's ``pg_stats``,
-    kept by ANALYZE; about 100 values, read without touching the table), or ``[]``."""
-    import adbc_driver_postgresql.dbapi as adbc
-
-    sql = (
-        "SELECT s.histogram_bounds::text FROM pg_stats s "
-        "JOIN pg_namespace n ON n.nspname = s.schemaname "
-        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename "
-        "WHERE c.oid = to_regclass($1) AND s.attname = $2"
-    )
-    with adbc.connect(source.libpq_uri()) as conn, conn.cursor() as cursor:
-        cursor.execute(sql, (relation, column))
-        row = cursor.fetchone()
-    if not row or not row[0]:
-        return []
-    try:
-        return sorted(int(v) for v in row[0].strip("{}").split(","))
-    except ValueError:  # not an integer column
-        return []
-
-
 def _task(uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int):
     """The function each Spark task runs (pickled by value: it needs only pyarrow and ADBC)."""
 
@@ -210,9 +188,10 @@ def write_ranges(
     sample: list[int] | None = None,
 ) -> list[Path] | None:
     """Read ``relation WHERE predicate`` in ``parts`` key ranges, one Spark task each,
-    into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL keys;
-    ``sample``: key values that balance the ranges, see :func:`key_ranges`). Returns the files, or ``None`` when the schema
-    has a type this reader does not support (the caller uses JDBC).
+    into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL
+    keys; ``sample``: key values that balance the ranges, see :func:`key_ranges`).
+    Returns the files, or ``None`` when the schema has a type this reader does not
+    support (the caller uses JDBC).
 
     A slice of at most ``IN_PROCESS_ROWS`` rows read as one range runs the same task
     function in this process: a Spark job would add only scheduling and, on a busy
