@@ -33,8 +33,11 @@ bench:
 lint: setup
 	$(VENV)/bin/ruff check dags plugins spark_jobs tests
 
+# The environment goes through a private file (it may hold connection passwords), never
+# through the terminal; it puts .venv/bin on PATH, binds the UI to 127.0.0.1 and gives
+# the SQLite metadata database a busy timeout.
 airflow-ui: setup
-	eval "$$($(VENV)/bin/lockgate airflow-env)" && $(VENV)/bin/airflow standalone
+	@env_file="$$($(VENV)/bin/lockgate airflow-env)" && set -a && . "$$env_file" && set +a && exec airflow standalone
 
 clean:
-	rm -rf lake warehouse .lockgate/airflow .lockgate/logs .lockgate/demo
+	rm -rf lake warehouse .lockgate/airflow .lockgate/airflow.env .lockgate/logs .lockgate/demo

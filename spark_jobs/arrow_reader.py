@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.config import TableConfig
+from lockgate.snapshot import import_statements as snapshot_import
+from lockgate.snapshot import reader_uri
 from lockgate.sources import JdbcSource
 
 #: Parquet row groups of about this many rows (ADBC hands over much smaller batches).
@@ -81,7 +83,14 @@ def select_list(source: JdbcSource, schema) -> str | None:
 
 
 def key_ranges(
-    column: str, lo: int, hi: int, parts: int, *, nulls: bool = True, sample: list[int] | None = None
+    column: str,
+    lo: int,
+    hi: int,
+    parts: int,
+    *,
+    nulls: bool = True,
+    sample: list[int] | None = None,
+    ceiling: int | None = None,
 ) -> list[str]:
     """``parts`` predicates covering every value of ``column``, split at cut points in
     ``[lo, hi]``; the ends are open, as in Spark's partitioned JDBC reads, so nothing
@@ -89,6 +98,10 @@ def key_ranges(
     (the caller's predicate already bounds the column): PostgreSQL cannot use the key's
     index range for ``k < x OR k IS NULL`` under a chunk's bounds, and that first task
     then read the whole chunk.
+
+    ``ceiling``: the caller's predicate stops the column below this value, but without
+    an index range PostgreSQL could use (the first chunk of a slice, ``k < c OR k IS
+    NULL``): the last range is then closed at it, so its task reads only its own keys.
 
     The cuts split ``sample`` (sorted key values, e.g. the source's histogram of the
     column) into equal counts when it has at least ``parts`` values in the bounds, so
@@ -107,12 +120,21 @@ def key_ranges(
     first = f"({column} < {cuts[0]} OR {column} IS NULL)" if nulls else f"{column} < {cuts[0]}"
     predicates = [first]
     predicates += [f"{column} >= {a} AND {column} < {b}" for a, b in zip(cuts, cuts[1:], strict=False)]
-    predicates.append(f"{column} >= {cuts[-1]}")
+    last = f"{column} >= {cuts[-1]}"
+    if ceiling is not None and ceiling > cuts[-1]:
+        last += f" AND {column} < {ceiling}"
+    predicates.append(last)
     return predicates
 
 
-def _task(uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int):
-    """The function each Spark task runs (pickled by value: it needs only pyarrow and ADBC)."""
+def _task(
+    uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int, setup: list[str] | None = None
+):
+    """The function each Spark task runs (pickled by value: it needs only pyarrow and ADBC).
+
+    ``setup``: statements run first in the task's transaction (ADBC's DBAPI runs with
+    autocommit off, so the connection is already in one): the import of the chunk's
+    exported snapshot, so every task reads what the extract counted."""
 
     def run(batches):
         import adbc_driver_postgresql.dbapi as adbc
@@ -136,6 +158,8 @@ def _task(uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row
             for index in batch.column(0).to_pylist():
                 rows = 0
                 with adbc.connect(uri) as conn, conn.cursor() as cursor:
+                    for statement in setup or ():
+                        cursor.execute(statement)
                     cursor.execute(queries[index])
                     reader = cursor.fetch_record_batch()
                     with pq.ParquetWriter(paths[index], target, **PARQUET_OPTIONS) as writer:
@@ -186,10 +210,13 @@ def write_ranges(
     *,
     nulls: bool = True,
     sample: list[int] | None = None,
+    ceiling: int | None = None,
+    snapshot: str | None = None,
 ) -> list[Path] | None:
     """Read ``relation WHERE predicate`` in ``parts`` key ranges, one Spark task each,
     into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL
-    keys; ``sample``: key values that balance the ranges, see :func:`key_ranges`).
+    keys; ``sample``, ``ceiling``: see :func:`key_ranges`). ``snapshot``: an exported
+    PostgreSQL snapshot every task imports (:mod:`lockgate.snapshot`).
     Returns the files, or ``None`` when the schema has a type this reader does not
     support (the caller uses JDBC).
 
@@ -205,11 +232,14 @@ def write_ranges(
     if bounds is None or not split_column:
         ranges = ["1=1"]
     else:
-        ranges = key_ranges(source.quote(split_column), bounds[0], bounds[1], parts, nulls=nulls, sample=sample)
+        ranges = key_ranges(
+            source.quote(split_column), bounds[0], bounds[1], parts, nulls=nulls, sample=sample, ceiling=ceiling
+        )
     queries = [f"SELECT {columns} FROM {relation} WHERE ({predicate}) AND {r}" for r in ranges]
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(folder / f"part-{i:05d}.parquet") for i in range(len(queries))]
-    task = _task(source.libpq_uri(), queries, paths, target.serialize().to_pybytes(), ROW_GROUP_ROWS)
+    setup = snapshot_import(snapshot) if snapshot else None
+    task = _task(reader_uri(source), queries, paths, target.serialize().to_pybytes(), ROW_GROUP_ROWS, setup)
     written: list[Any]
     if len(queries) == 1 and rows is not None and rows <= IN_PROCESS_ROWS:
         import pyarrow as pa

@@ -2,14 +2,18 @@
 
 ``lockgate demo`` creates the demo source, runs ``ingest_shop`` through real Airflow
 (``airflow dags test``) for consecutive daily intervals and prints what each run
-extracted, validated and loaded. ``lockgate airflow-env`` prints the environment the
-project's Airflow uses, for a shell (``eval "$(lockgate airflow-env)"``).
+extracted, validated and loaded. ``lockgate airflow-env`` writes the environment the
+project's Airflow uses to a private file (mode 0600: connection URIs may carry
+passwords) and prints its path and the variable names, never a value; load it with
+``set -a; . "$(lockgate airflow-env)"; set +a``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -26,11 +30,23 @@ def demo_db_path(settings: Settings) -> Path:
     return state_dir(settings) / "demo" / "shop.db"
 
 
+def airflow_env_path(settings: Settings) -> Path:
+    return state_dir(settings) / "airflow.env"
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """The variables that point Airflow at this project (and nothing global)."""
     root = settings.project_root
+    home = os.environ.get("AIRFLOW_HOME", str(state_dir(settings) / "airflow"))
     return {
-        "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(state_dir(settings) / "airflow")),
+        "AIRFLOW_HOME": home,
+        # SQLite metadata: standalone's four processes write at once; wait for the lock
+        # instead of failing with "database is locked".
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db?timeout=60"
+        ),
+        # The UI of a laptop's Airflow is for this machine only (Airflow binds 0.0.0.0).
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -182,9 +198,56 @@ def _source_tables(settings: Settings) -> list[str]:
     return [t.name for t in load_source(settings.sources_dir, "shop").tables]
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def write_env_file(path: Path, env: dict[str, str], prepend_path: Path | None = None) -> None:
+    """Write ``env`` as a file a POSIX shell can source (``set -a; . FILE; set +a``).
+
+    Every value is quoted with :func:`shlex.quote`, so any character round-trips. The
+    file is created with mode 0600 before a byte is written (values may be connection
+    URIs with passwords) and replaces ``path`` atomically."""
+    lines = [
+        "# Written by `lockgate airflow-env`. Load it with:  set -a; . <this file>; set +a",
+        "# It may hold passwords (connection URIs): keep it private, never commit or print it.",
+    ]
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+        lines.append(f"{name}={shlex.quote(value)}")
+    if prepend_path is not None:
+        # `airflow standalone` starts its components as `airflow ...` by name.
+        lines.append(f'PATH={shlex.quote(str(prepend_path))}"${{PATH:+:$PATH}}"')
+    data = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def cmd_airflow_env(args: argparse.Namespace) -> int:
-    for key, value in airflow_env(load_settings()).items():
-        print(f"export {key}='{value}'")
+    settings = load_settings()
+    env = airflow_env(settings)
+    path = Path(args.output).expanduser().absolute() if args.output else airflow_env_path(settings)
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    prepend = airflow_bin.parent if airflow_bin.exists() else None
+    write_env_file(path, env, prepend)
+    names = [*env, *(["PATH"] if prepend else [])]
+    # The path alone on stdout (for `. "$(lockgate airflow-env)"`); names, never values.
+    print(path)
+    print(
+        f"lockgate: wrote {', '.join(names)} to {path} (mode 0600; values are not shown). "
+        f"Load them with: set -a; . {shlex.quote(str(path))}; set +a",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -274,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1))
     demo.add_argument("--recreate", action="store_true", help="build the demo source again")
     demo.set_defaults(func=cmd_demo)
-    env = sub.add_parser("airflow-env", help="print the environment for this project's Airflow")
+    env = sub.add_parser(
+        "airflow-env",
+        help="write the environment for this project's Airflow to a private file; print its path",
+    )
+    env.add_argument("-o", "--output", help="file to write (default: <state dir>/airflow.env)")
     env.set_defaults(func=cmd_airflow_env)
     fp = sub.add_parser("fingerprint", help="row count and checksum of every warehouse table of a source")
     fp.add_argument("source")

@@ -152,6 +152,10 @@ class SourceConfig(_Model):
     retry_delay: timedelta = timedelta(seconds=30)
     max_retry_delay: timedelta = timedelta(minutes=10)
     max_active_runs: int = Field(default=4, ge=1, le=64)
+    #: Airflow's catchup: create a run for every interval missed while the DAG was
+    #: paused or the scheduler was down. Off by default: the next run reads the gap
+    #: anyway (from the watermark), in one slice.
+    catchup: bool = False
     tags: list[str] = Field(default_factory=list)
     raw_retention: timedelta = timedelta(days=30)
     tables: list[TableConfig] = Field(min_length=1)

@@ -40,12 +40,13 @@ def _run_info(context: dict[str, Any]):
     """The run as the pipeline sees it. Scheduled and backfill runs carry a data
     interval; a manual run triggered without a logical date has none and reads from
     the stored watermark up to when it was created."""
-    from lockgate.pipeline import RunInfo
+    from lockgate.records import RunInfo
 
     params = context.get("params") or {}
     dag_run = context["dag_run"]
     created = getattr(dag_run, "run_after", None) or getattr(dag_run, "queued_at", None)
     return RunInfo(
+        version=int(getattr(dag_run, "clear_number", 0) or 0),
         run_id=dag_run.run_id,
         interval_start=context.get("data_interval_start"),
         interval_end=context.get("data_interval_end"),
@@ -136,7 +137,7 @@ def build_dag(config: SourceConfig, *, doc_md: str | None = None) -> DAG:
         doc_md=doc_md or _doc(config),
         schedule=timetable_for(config.schedule),
         start_date=config.start_date,
-        catchup=False,
+        catchup=config.catchup,
         max_active_runs=config.max_active_runs,
         default_args=default_args,
         tags=tags,

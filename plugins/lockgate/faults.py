@@ -8,7 +8,9 @@ Inactive unless ``LOCKGATE_FAILPOINTS`` is set, e.g.::
     LOCKGATE_FAILPOINTS="load.before_commit=kill"           # SIGKILL this process there
     LOCKGATE_FAILPOINTS="load.before_commit=hang"           # sleep (until killed)
 
-Points: ``extract.before_seal``, ``extract.chunk_written``, ``validate.before_report``,
+Points: ``extract.chunk_start`` (before a chunk's snapshot or first count),
+``extract.chunk_snapshot`` (the chunk is counted, its rows not read yet),
+``extract.chunk_written``, ``extract.before_seal``, ``validate.before_report``,
 ``load.before_commit``, ``load.after_commit``, ``publish.before_commit``.
 """
 

@@ -30,9 +30,27 @@ MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
 
 
-def safe_name(value: str) -> str:
-    """A run id or timestamp as a portable folder name."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", value).strip("_") or "run"
+#: Characters a run id may keep in its folder name; everything else (dots, separators,
+#: ``:`` and ``+`` of timestamps, ...) becomes ``_`` and the name gets a hash suffix.
+_KEEP = re.compile(r"[^A-Za-z0-9_=-]+")
+_SLUG_CHARS = 80
+
+
+def run_folder(run_id: str, version: int = 0) -> str:
+    """The one folder name of a run id (and reprocess version) inside its interval.
+
+    Always a single path component: no ``.`` or ``..``, no separator, at most ~100
+    characters. Collision-free: a run id kept as it is contains only ``[A-Za-z0-9_=-]``
+    and has no ``~``; any other id is shortened to a slug plus ``~`` and 16 hex digits of
+    its SHA-256, so two ids never share a folder. Version ``n > 0`` (the run's
+    ``n``-th clear, a deliberate reprocess) adds ``~v<n>``.
+    """
+    slug = _KEEP.sub("_", run_id)
+    name = slug
+    if slug != run_id or len(run_id) > _SLUG_CHARS or not run_id:
+        digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = f"{slug[:_SLUG_CHARS]}~{digest}"
+    return name if version == 0 else f"{name}~v{int(version)}"
 
 
 def stamp(value: datetime | None) -> str:
@@ -49,6 +67,12 @@ class RawLocation:
     interval_start: datetime | None
     interval_end: datetime | None
     run_id: str
+    #: 0 for a run's first read; the run's clear number for a deliberate reprocess.
+    version: int = 0
+
+    @property
+    def folder_name(self) -> str:
+        return run_folder(self.run_id, self.version)
 
     @property
     def table_dir(self) -> Path:
@@ -60,19 +84,25 @@ class RawLocation:
 
     @property
     def path(self) -> Path:
-        return self.interval_dir / safe_name(self.run_id)
+        return self.interval_dir / self.folder_name
 
     @property
     def manifest_path(self) -> Path:
         return self.path / MANIFEST
 
     def temp_path(self) -> Path:
-        return self.interval_dir / f".tmp-{safe_name(self.run_id)}-{os.getpid()}"
+        return self.interval_dir / f".tmp-{self.folder_name}-{os.getpid()}"
 
     @property
     def partial_path(self) -> Path:
         """Chunks of an unfinished extract of this run; kept across retries (the checkpoint)."""
-        return self.interval_dir / f".partial-{safe_name(self.run_id)}"
+        return self.interval_dir / f".partial-{self.folder_name}"
+
+
+def plan_path(lake_root: Path, source: str, table: str, run_id: str, version: int = 0) -> Path:
+    """Where the extract plan of one run version is kept (beside the interval folders:
+    a manual run's interval comes from its plan)."""
+    return lake_root / "raw" / source / table / "_plans" / f"{run_folder(run_id, version)}.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -177,7 +207,7 @@ def clean_temp(location: RawLocation) -> None:
     """Remove unsealed leftovers of earlier attempts of this run (a crashed write)."""
     if not location.interval_dir.exists():
         return
-    for leftover in location.interval_dir.glob(f".tmp-{safe_name(location.run_id)}-*"):
+    for leftover in location.interval_dir.glob(f".tmp-{location.folder_name}-*"):
         shutil.rmtree(leftover, ignore_errors=True)
 
 
@@ -238,7 +268,16 @@ def prune(lake_root: Path, source: str, table: str, *, keep: timedelta, now: dat
         for leftover in [*base.glob("*/.tmp-*"), *base.glob("*/.partial-*")]:
             if datetime.fromtimestamp(leftover.stat().st_mtime, UTC) < cutoff:
                 doomed.append(leftover)
+        # A plan outlives its folder only as long as a retry could still need it.
+        kept = {f.name for f in sealed_runs(lake_root, source, table) if f not in doomed}
+        kept |= {p.name.removeprefix(".partial-") for p in base.glob("*/.partial-*") if p not in doomed}
+        for plan in base.glob("_plans/*.json"):
+            if plan.stem not in kept and datetime.fromtimestamp(plan.stat().st_mtime, UTC) < cutoff:
+                doomed.append(plan)
     if not dry_run:
         for folder in doomed:
-            shutil.rmtree(folder)
+            if folder.is_dir():
+                shutil.rmtree(folder)
+            else:
+                folder.unlink()
     return sorted(doomed)

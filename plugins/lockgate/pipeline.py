@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,45 +18,27 @@ from typing import Any
 from lockgate import faults, lake, warehouse
 from lockgate.config import SourceConfig, TableConfig
 from lockgate.errors import LakeError
+from lockgate.incremental import Incremental, Slice, TableState, parse_time
+from lockgate.records import Manifest, RunInfo
 from lockgate.settings import Settings, load_settings
-from lockgate.slices import Slice, compute_slice
+
+__all__ = ["RunInfo", "extract_stage", "validate_stage", "load_stage", "publish_stage"]
 
 log = logging.getLogger("lockgate")
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """What a stage needs to know about the Airflow run (or a CLI run)."""
-
-    run_id: str
-    interval_start: datetime | None = None
-    interval_end: datetime | None = None
-    run_created: datetime | None = None
-    full_refresh: bool = False
-    #: "" (read the source), "latest" or a stored run id: reload a raw version from the lake.
-    replay_from_lake: str = ""
-
-    @property
-    def has_interval(self) -> bool:
-        return bool(self.interval_start and self.interval_end and self.interval_start < self.interval_end)
-
-
 def plan_slice(config: SourceConfig, table: TableConfig, run: RunInfo, settings: Settings) -> Slice:
-    """The run's slice: its interval (minus lookback), or from the watermark for a manual
-    run without one, widened to a pending re-read window (see :func:`compute_slice`)."""
-    state = {"watermark": None, "reread_from": None, "reread_until": None}
+    """The run's slice under the table's incremental rules (:mod:`lockgate.incremental`)."""
+    state = TableState()
     if table.incremental and not run.full_refresh:
         with warehouse.connect(settings.warehouse) as conn:
             state = warehouse.get_state(conn, config.source, table.name)
-    return compute_slice(
-        table,
+    return Incremental(table, config.start_date).window(
+        state,
         interval_start=run.interval_start,
         interval_end=run.interval_end,
         run_created=run.run_created,
-        watermark=state["watermark"],
         full_refresh=run.full_refresh,
-        reread_from=state["reread_from"],
-        reread_until=state["reread_until"],
     )
 
 
@@ -72,7 +53,7 @@ def replay_version(
             'a backfill: airflow backfill create --dag-id ... --dag-run-conf \'{"replay_from_lake": "latest"}\''
         )
     location = lake.RawLocation(
-        settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id
+        settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id, run.version
     )
     if location.manifest_path.exists():
         return {**lake.verify(location.path), "path": str(location.path), "resumed": True}
@@ -84,7 +65,7 @@ def replay_version(
     ]
     wanted = run.replay_from_lake
     if wanted != "latest":
-        versions = [v for v in versions if v.name == lake.safe_name(wanted)]
+        versions = [v for v in versions if wanted in (v.name, lake.read_manifest(v).get("run_id"))]
     if not versions:
         where = f"interval {interval}" if interval else "any interval"
         raise LakeError(
@@ -95,7 +76,12 @@ def replay_version(
     folder = lake.link_version(
         location,
         version,
-        {"run_id": run.run_id, "replayed_from": str(version), "replayed_at": datetime.now(UTC).isoformat()},
+        {
+            "run_id": run.run_id,
+            "version": run.version,
+            "replayed_from": str(version),
+            "replayed_at": datetime.now(UTC).isoformat(),
+        },
     )
     return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
 
@@ -109,24 +95,36 @@ def extract_stage(
     spark=None,
     source=None,
 ) -> dict[str, Any]:
-    """Extract the run's slice into a sealed raw folder; returns its path and counts."""
-    from spark_jobs.extract import run_extract
+    """Extract the run's slice into a sealed raw folder; returns its path and counts.
+
+    The raw version is the run's clear number (:attr:`RunInfo.version`): an automatic
+    retry keeps it and resumes from the stored plan and chunks; a cleared run reads the
+    source again into a new version."""
+    from spark_jobs.extract import run_extract, stored_plan
 
     settings = settings or load_settings()
     if run.replay_from_lake:
         manifest = replay_version(config, table, run, settings)
-        window = Slice.from_dict(manifest["slice"])
         log.info(
             "%s.%s: replaying %s from the lake", config.source, table.name, manifest.get("replayed_from")
         )
     else:
-        window = plan_slice(config, table, run, settings)
-        log.info("%s.%s: extracting slice %s", config.source, table.name, window.as_dict())
-        manifest = run_extract(
-            config, table, window, run.run_id, source=source, settings=settings, spark=spark
+        plan = stored_plan(settings, config.source, table.name, run.run_id, run.version)
+        window = plan.slice if plan else plan_slice(config, table, run, settings)
+        log.info(
+            "%s.%s: %s slice %s (%s)",
+            config.source,
+            table.name,
+            "resuming the stored plan of" if plan else "extracting",
+            window.as_dict(),
+            window.reason,
         )
+        manifest = run_extract(
+            config, table, window, run.run_id, version=run.version, source=source, settings=settings, spark=spark
+        )
+    batch = Manifest.from_dict(manifest)
     with warehouse.connect(settings.warehouse) as conn:
-        previous = warehouse.run_status(conn, config.source, table.name, run.run_id)
+        previous = warehouse.run_status(conn, config.source, table.name, run.run_id, batch.version)
         later_stage_done = (
             manifest.get("resumed")
             and previous is not None
@@ -139,37 +137,38 @@ def extract_stage(
                 config.source,
                 table.name,
                 run.run_id,
+                version=batch.version,
                 mode=table.mode,
-                interval_start=window.interval_start,
-                interval_end=window.interval_end,
-                slice_lo=window.lo,
-                slice_hi=window.hi,
+                interval_start=batch.slice.interval_start,
+                interval_end=batch.slice.interval_end,
+                slice_lo=batch.slice.lo,
+                slice_hi=batch.slice.hi,
                 raw_path=manifest["path"],
-                source_rows=manifest["source_rows"],
-                rows_extracted=manifest["rows"],
+                source_rows=batch.source_rows,
+                rows_extracted=batch.rows,
                 extract_seconds=manifest["extract_seconds"],
-                safe_hi=_parse_time(manifest.get("safe_hi")),
+                safe_hi=batch.safe_hi,
+                read_at=batch.read_at,
+                replayed_from=batch.replayed_from,
                 status="extracted",
                 error=None,
             )
-    if manifest.get("safe_hi") and window.hi and _parse_time(manifest["safe_hi"]) < window.hi:
+    if batch.safe_hi and batch.slice.hi and batch.safe_hi < batch.slice.hi and not batch.replayed:
         log.warning(
             "%s.%s: a source transaction open since %s may still commit rows in this slice; the watermark "
             "stops there and the next run re-reads from it",
             config.source,
             table.name,
-            manifest["safe_hi"],
+            batch.safe_hi.isoformat(),
         )
     verb = "reused sealed extract" if manifest.get("resumed") else "extracted"
-    log.info("%s.%s: %s %d rows → %s", config.source, table.name, verb, manifest["rows"], manifest["path"])
-    return {"raw_path": manifest["path"], "rows": manifest["rows"], "resumed": bool(manifest.get("resumed"))}
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    log.info("%s.%s: %s %d rows → %s", config.source, table.name, verb, batch.rows, manifest["path"])
+    return {
+        "raw_path": manifest["path"],
+        "rows": batch.rows,
+        "version": batch.version,
+        "resumed": bool(manifest.get("resumed")),
+    }
 
 
 def _builtin_suite(table: TableConfig) -> dict[str, Any]:
@@ -198,17 +197,17 @@ def _builtin_suite(table: TableConfig) -> dict[str, Any]:
     return {"name": f"builtin.{table.name}", "expectations": expectations}
 
 
-def quality_report_path(settings: Settings, source: str, table: str, run_id: str) -> Path:
-    return settings.lake_root / "quality" / source / table / f"{lake.safe_name(run_id)}.json"
+def quality_report_path(settings: Settings, source: str, table: str, run_id: str, version: int = 0) -> Path:
+    return settings.lake_root / "quality" / source / table / f"{lake.run_folder(run_id, version)}.json"
 
 
 def quarantine_path(settings: Settings, manifest: dict[str, Any], run_id: str) -> Path:
-    """``lake/quarantine/<source>/<table>/<interval>/<run_id>/rows.parquet``."""
+    """``lake/quarantine/<source>/<table>/<interval>/<run folder>/rows.parquet``."""
     window = Slice.from_dict(manifest["slice"])
     interval = f"{lake.stamp(window.interval_start)}_{lake.stamp(window.interval_end)}"
     return (
         settings.lake_root / "quarantine" / manifest["source"] / manifest["table"] / interval
-        / lake.safe_name(run_id) / "rows.parquet"
+        / lake.run_folder(run_id, int(manifest.get("version") or 0)) / "rows.parquet"
     )  # fmt: skip
 
 
@@ -219,7 +218,7 @@ def table_checks(table: TableConfig, manifest: dict[str, Any]) -> list[Any]:
 
     checks = []
     window = Slice.from_dict(manifest["slice"])
-    stable = not manifest.get("safe_hi") or window.hi is None or _parse_time(manifest["safe_hi"]) >= window.hi
+    stable = not manifest.get("safe_hi") or window.hi is None or parse_time(manifest["safe_hi"]) >= window.hi
     if "source_rows" in manifest and stable and not manifest.get("replayed_from"):
         # With several chunks the count and the reads are not one snapshot: compare only
         # when the slice could not change (its end is behind every open transaction).
@@ -233,7 +232,7 @@ def table_checks(table: TableConfig, manifest: dict[str, Any]) -> list[Any]:
             )
         )
     if table.freshness and window.interval_end and not window.full:
-        newest = _parse_time(manifest.get("cursor_max"))
+        newest = parse_time(manifest.get("cursor_max"))
         limit = window.interval_end - table.freshness
         checks.append(
             RuleResult(
@@ -267,8 +266,9 @@ def validate_stage(
 
     settings = settings or load_settings()
     manifest = lake.verify(raw_path, checksums=False)
+    version = int(manifest.get("version") or 0)
     with warehouse.connect(settings.warehouse) as conn:
-        previous = warehouse.run_status(conn, config.source, table.name, run.run_id)
+        previous = warehouse.run_status(conn, config.source, table.name, run.run_id, version)
         if (
             previous
             and previous["raw_path"] == raw_path
@@ -347,7 +347,7 @@ def validate_stage(
     else:
         status = "failed"
     if report is not None:
-        path = quality_report_path(settings, config.source, table.name, run.run_id)
+        path = quality_report_path(settings, config.source, table.name, run.run_id, version)
         faults.hit("validate.before_report", table.name)
         quality.write_report(report, path, extra={"status": status, "policy": table.on_quality_failure})
     seconds = round(time.monotonic() - started, 3)
@@ -368,6 +368,7 @@ def validate_stage(
             config.source,
             table.name,
             run.run_id,
+            version=version,
             rules_evaluated=report.evaluated if report else 0,
             rules_passed=report.passed if report else 0,
             rules_failed=report.failed if report else 0,
@@ -402,10 +403,11 @@ def load_stage(
     """Load the verified raw batch into the warehouse in one transaction."""
     settings = settings or load_settings()
     manifest = lake.verify(raw_path)
-    window = Slice.from_dict(manifest["slice"])
+    batch = Manifest.from_dict(manifest)
+    window = batch.slice
     started = time.monotonic()
     with warehouse.connect(settings.warehouse) as conn:
-        previous = warehouse.run_status(conn, config.source, table.name, run.run_id)
+        previous = warehouse.run_status(conn, config.source, table.name, run.run_id, batch.version)
         if previous and previous["status"] in ("failed",) and previous["validation_status"] == "failed":
             raise LakeError(
                 f"{config.source}.{table.name}: run {run.run_id} failed validation; it cannot be loaded"
@@ -432,6 +434,8 @@ def load_stage(
                 slice_hi=window.hi,
                 full_slice=window.full,
                 run_id=run.run_id,
+                version=batch.version,
+                read_at=batch.read_at,
             )
             if result["rows_staged"] != manifest["rows"]:
                 raise LakeError(
@@ -459,7 +463,7 @@ def load_stage(
                     key_files=[str(Path(raw_path) / f["path"]) for f in manifest["keys"]["files"]],
                     primary_key=table.primary_key,
                     cursor=table.cursor,
-                    keys_read_at=_parse_time(manifest["keys"].get("read_at")),
+                    keys_read_at=parse_time(manifest["keys"].get("read_at")),
                 )
             faults.hit("load.before_commit", table.name)
             warehouse.record_run(
@@ -467,6 +471,7 @@ def load_stage(
                 config.source,
                 table.name,
                 run.run_id,
+                version=batch.version,
                 rows_loaded=result["rows_loaded"],
                 rows_quarantined=result["rows_quarantined"],
                 rows_deleted=deleted,
@@ -520,10 +525,12 @@ def _quarantine_rules(previous: dict[str, Any] | None, source: str, table: str) 
 def publish_stage(
     config: SourceConfig, table: TableConfig, run: RunInfo, raw_path: str, *, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """Advance the watermark, close the audit row and refresh the lake catalog view."""
+    """Advance the watermark, close the audit row and refresh the lake catalog view.
+
+    A replayed batch read nothing from the source: it moves no watermark and leaves
+    the re-read window as it is."""
     settings = settings or load_settings()
-    manifest = lake.read_manifest(raw_path)
-    window = Slice.from_dict(manifest["slice"])
+    batch = Manifest.from_dict(lake.read_manifest(raw_path))
     if table.incremental:
         current = lake.latest_per_interval(settings.lake_root, config.source, table.name)
     else:
@@ -533,23 +540,17 @@ def publish_stage(
     with warehouse.connect(settings.warehouse) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
-            safe = _parse_time(manifest.get("safe_hi")) if "safe_hi" in manifest else window.hi
-            watermark = warehouse.advance_watermark(
-                conn,
-                config.source,
-                table.name,
-                safe if table.incremental else None,
-                manifest.get("cursor_max"),
-                run.run_id,
-                slice_lo=window.lo,
-                slice_hi=window.hi,
-            )
+            state = warehouse.get_state(conn, config.source, table.name)
+            if table.incremental and not batch.replayed:
+                safe = batch.safe_hi if "safe_hi" in batch.raw else batch.slice.hi
+                state = Incremental.after_read(state, batch.slice, safe, batch.cursor_max, run.run_id)
+                warehouse.save_state(conn, config.source, table.name, state)
             warehouse.refresh_lake_view(conn, config.source, table.name, files)
             faults.hit("publish.before_commit", table.name)
-            warehouse.record_run(conn, config.source, table.name, run.run_id, status="published")
+            warehouse.record_run(conn, config.source, table.name, run.run_id, version=batch.version, status="published")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    log.info("%s.%s: published; watermark %s", config.source, table.name, watermark)
-    return {"watermark": watermark.isoformat() if watermark else None}
+    log.info("%s.%s: published; watermark %s", config.source, table.name, state.watermark)
+    return {"watermark": state.watermark.isoformat() if state.watermark else None}

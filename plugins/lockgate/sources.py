@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+from lockgate import redact
 from lockgate.errors import ConfigError
 
 Engine = Literal["postgres", "mariadb", "sqlite"]
@@ -134,6 +135,8 @@ def source_from_connection(conn, conn_id: str) -> JdbcSource:
     if not database:
         raise ConfigError(f"connection '{conn_id}': database (schema) is missing")
     port = conn.port or (5432 if engine == "postgres" else 3306)
+    # From here on, Lockgate's and py4j's logs (and Airflow's, in a task) mask the password.
+    redact.register(conn.password)
     # MariaDB is reached with a jdbc:mysql: URL on purpose: Spark picks its SQL dialect
     # by URL prefix, and only the MySQL dialect quotes identifiers with backticks (the
     # generic one uses double quotes, which MariaDB reads as string literals).
@@ -167,8 +170,15 @@ def resolve_source(conn_id: str) -> JdbcSource:
                 if env.lstrip().startswith("{")
                 else Connection.from_uri(env, conn_id=conn_id)
             )
-        except (ValueError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:  # says where, never what
             raise ConfigError(f"connection '{conn_id}': AIRFLOW_CONN_{conn_id.upper()} is malformed ({exc})") from None
+        except ValueError:
+            # The parser's message quotes pieces of the URI ("Port could not be cast to
+            # integer value as 'pa'" for a password with a raw '/'): never repeat it.
+            raise ConfigError(
+                f"connection '{conn_id}': AIRFLOW_CONN_{conn_id.upper()} is malformed (in a URI, percent-encode "
+                "the login and password, e.g. with urllib.parse.quote(value, safe=''))"
+            ) from None
         return source_from_connection(conn, conn_id)
     try:
         conn = Connection.get(conn_id)

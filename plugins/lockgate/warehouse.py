@@ -17,6 +17,7 @@ the lock, so parallel Airflow tasks take turns instead of failing.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -27,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.errors import ConfigError, SchemaDriftError
+from lockgate.incremental import TableState
 
 LOCK_WAIT_SECONDS = 300
+
+log = logging.getLogger("lockgate")
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS lockgate;
@@ -74,6 +78,20 @@ ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_until TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS safe_hi TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rules_passed INTEGER;
+-- One audit row per run *version*: 0 as scheduled, n after the run's n-th clear.
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS version INTEGER DEFAULT 0;
+-- When the batch's rows were read from the source (a replay keeps the original time).
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS read_at TIMESTAMPTZ;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS replayed_from VARCHAR;
+-- Delete propagation: the newest key snapshot applied to each table. Flags and deletes
+-- only move forward in snapshot time: an older key snapshot (a run that finished late,
+-- a replay) is not applied. Its own table: save_state rewrites lockgate.state rows.
+CREATE TABLE IF NOT EXISTS lockgate.key_snapshots (
+    source VARCHAR NOT NULL,
+    table_name VARCHAR NOT NULL,
+    keys_read_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ
+);
 CREATE TABLE IF NOT EXISTS lockgate.schema_history (
     source VARCHAR NOT NULL,
     table_name VARCHAR NOT NULL,
@@ -224,6 +242,8 @@ def load_files(
     slice_hi: datetime | None,
     full_slice: bool,
     run_id: str,
+    version: int = 0,
+    read_at: datetime | None = None,
     quarantine: list[tuple[str, str]] | None = None,
     quarantine_file: str | Path | None = None,
     sum_column: str | None = None,
@@ -233,6 +253,12 @@ def load_files(
     ``quarantine`` is a list of ``(rule name, SQL predicate true for a breaking row)``:
     those rows are written to ``quarantine_file`` (Parquet, with the rules each broke in
     ``_lockgate_failed_rules``) and not loaded; the rest loads.
+
+    The newest read wins: a batch read at ``read_at`` never replaces rows that a read
+    made later already loaded (a replay of an older raw version, or two runs finishing
+    out of order). ``append`` leaves out the cursor ranges such newer reads covered;
+    ``full`` loads nothing when a newer snapshot is loaded; ``merge`` keeps the newest
+    cursor per key anyway.
     """
     changes = reconcile_schema(conn, source, table, schema, run_id)
     target = f"{q(source)}.{q(table)}"
@@ -258,18 +284,23 @@ def load_files(
         quarantined = _set_aside(conn, quarantine, quarantine_file)
     before = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     cols = ", ".join(q(c) for c in columns)
+    newer = newer_reads(conn, source, table, run_id, version, read_at)
+    superseded = 0
 
-    if mode == "full" or full_slice and mode == "append":
-        conn.execute(f"DELETE FROM {target}")
-        conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
+    if mode == "full" or full_slice and mode == "append" and not newer:
+        if mode == "full" and newer:
+            superseded = staged - quarantined  # a newer snapshot is loaded: keep it
+        else:
+            conn.execute(f"DELETE FROM {target}")
+            conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
     elif mode == "append":
-        terms = []
-        if slice_lo is not None:
-            terms.append(f"{q(cursor)} >= {_cursor_literal(conn, source, table, cursor, slice_lo)}")
-        if slice_hi is not None:
-            terms.append(f"{q(cursor)} < {_cursor_literal(conn, source, table, cursor, slice_hi)}")
-        conn.execute(f"DELETE FROM {target} WHERE {' AND '.join(terms) or 'true'}")
-        conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
+        own = _range_sql(conn, source, table, cursor, slice_lo, slice_hi)
+        taken = " OR ".join(_range_sql(conn, source, table, cursor, lo, hi) for lo, hi in newer)
+        keep = f"NOT ({taken})" if taken else "true"
+        if taken:
+            superseded = conn.execute(f"SELECT count(*) FROM lockgate_stage WHERE NOT ({keep})").fetchone()[0]
+        conn.execute(f"DELETE FROM {target} WHERE ({own}) AND {keep}")
+        conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage WHERE {keep}")
     elif mode == "merge":
         _merge(conn, target, columns, primary_key, cursor, empty_target=before == 0)
     else:
@@ -278,13 +309,38 @@ def load_files(
     conn.execute(f"DROP {kind} lockgate_stage")
     return {
         "rows_staged": staged,
-        "rows_loaded": staged - quarantined,
+        "rows_loaded": staged - quarantined - superseded,
+        "rows_superseded": superseded,
         "rows_quarantined": quarantined,
         "staged_sum": staged_sum,
         "rows_before": before,
         "rows_after": after,
         "schema_changes": changes,
     }
+
+
+def newer_reads(
+    conn, source: str, table: str, run_id: str, version: int, read_at: datetime | None
+) -> list[tuple[datetime | None, datetime | None]]:
+    """Slices of loaded batches of the table read from the source after ``read_at``
+    (every loaded batch when ``read_at`` is unknown), other than this run version's."""
+    rows = conn.execute(
+        "SELECT slice_lo, slice_hi FROM lockgate.runs WHERE source = ? AND table_name = ? "
+        "AND status IN ('loaded', 'published') AND read_at IS NOT NULL "
+        "AND (CAST(? AS TIMESTAMPTZ) IS NULL OR read_at > CAST(? AS TIMESTAMPTZ)) "
+        "AND NOT (run_id = ? AND coalesce(version, 0) = ?)",
+        [source, table, read_at, read_at, run_id, version],
+    ).fetchall()
+    return [(lo, hi) for lo, hi in rows]
+
+
+def _range_sql(conn, source: str, table: str, cursor: str, lo: datetime | None, hi: datetime | None) -> str:
+    terms = []
+    if lo is not None:
+        terms.append(f"{q(cursor)} >= {_cursor_literal(conn, source, table, cursor, lo)}")
+    if hi is not None:
+        terms.append(f"{q(cursor)} < {_cursor_literal(conn, source, table, cursor, hi)}")
+    return "(" + (" AND ".join(terms) or "true") + ")"
 
 
 def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor: str, *, empty_target: bool) -> None:
@@ -363,41 +419,34 @@ _RUN_COLUMNS = {
     "mode", "interval_start", "interval_end", "slice_lo", "slice_hi", "raw_path", "source_rows",
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
-    "load_seconds", "safe_hi", "rows_deleted", "rules_passed",
+    "load_seconds", "safe_hi", "rows_deleted", "rules_passed", "read_at", "replayed_from",
 }  # fmt: skip
+_RUN_KEY = "source = ? AND table_name = ? AND run_id = ? AND coalesce(version, 0) = ?"
 
 
-def record_run(conn, source: str, table: str, run_id: str, **fields: Any) -> None:
-    """Create or update the audit row of one table in one run."""
+def record_run(conn, source: str, table: str, run_id: str, *, version: int = 0, **fields: Any) -> None:
+    """Create or update the audit row of one table in one run version."""
     unknown = set(fields) - _RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run fields: {sorted(unknown)}")
     now = datetime.now(UTC)
-    exists = conn.execute(
-        "SELECT count(*) FROM lockgate.runs WHERE source = ? AND table_name = ? AND run_id = ?",
-        [source, table, run_id],
-    ).fetchone()[0]
+    key = [source, table, run_id, version]
+    exists = conn.execute(f"SELECT count(*) FROM lockgate.runs WHERE {_RUN_KEY}", key).fetchone()[0]
     if exists:
         sets = ", ".join(f"{k} = ?" for k in fields)
         conn.execute(
-            f"UPDATE lockgate.runs SET {sets}{', ' if sets else ''}updated_at = ? "
-            "WHERE source = ? AND table_name = ? AND run_id = ?",
-            [*fields.values(), now, source, table, run_id],
+            f"UPDATE lockgate.runs SET {sets}{', ' if sets else ''}updated_at = ? WHERE {_RUN_KEY}",
+            [*fields.values(), now, *key],
         )
     else:
         fields.setdefault("status", "started")
-        names = ", ".join(["source", "table_name", "run_id", *fields, "started_at", "updated_at"])
-        marks = ", ".join("?" * (len(fields) + 5))
-        conn.execute(
-            f"INSERT INTO lockgate.runs ({names}) VALUES ({marks})",
-            [source, table, run_id, *fields.values(), now, now],
-        )
+        names = ", ".join(["source", "table_name", "run_id", "version", *fields, "started_at", "updated_at"])
+        marks = ", ".join("?" * (len(fields) + 6))
+        conn.execute(f"INSERT INTO lockgate.runs ({names}) VALUES ({marks})", [*key, *fields.values(), now, now])
 
 
-def run_status(conn, source: str, table: str, run_id: str) -> dict[str, Any] | None:
-    cursor = conn.execute(
-        "SELECT * FROM lockgate.runs WHERE source = ? AND table_name = ? AND run_id = ?", [source, table, run_id]
-    )
+def run_status(conn, source: str, table: str, run_id: str, version: int = 0) -> dict[str, Any] | None:
+    cursor = conn.execute(f"SELECT * FROM lockgate.runs WHERE {_RUN_KEY}", [source, table, run_id, version])
     row = cursor.fetchone()
     if row is None:
         return None
@@ -405,55 +454,28 @@ def run_status(conn, source: str, table: str, run_id: str) -> dict[str, Any] | N
 
 
 def get_watermark(conn, source: str, table: str) -> datetime | None:
-    return get_state(conn, source, table)["watermark"]
+    return get_state(conn, source, table).watermark
 
 
-def get_state(conn, source: str, table: str) -> dict[str, Any]:
+def get_state(conn, source: str, table: str) -> TableState:
     """The table's checkpoint: watermark and the pending re-read window (if any)."""
     row = conn.execute(
-        "SELECT watermark, reread_from, reread_until FROM lockgate.state WHERE source = ? AND table_name = ?",
+        "SELECT watermark, reread_from, reread_until, cursor_max, last_run_id FROM lockgate.state "
+        "WHERE source = ? AND table_name = ?",
         [source, table],
     ).fetchone()
-    if not row:
-        return {"watermark": None, "reread_from": None, "reread_until": None}
-    return {"watermark": row[0], "reread_from": row[1], "reread_until": row[2]}
+    return TableState(*row) if row else TableState()
 
 
-def advance_watermark(
-    conn,
-    source: str,
-    table: str,
-    watermark: datetime | None,
-    cursor_max: str | None,
-    run_id: str,
-    *,
-    slice_lo: datetime | None = None,
-    slice_hi: datetime | None = None,
-) -> datetime | None:
-    """Move the watermark forward (never back) and keep the re-read window current.
-
-    ``watermark`` is the run's *safe* high point. When it is below the slice's end, a
-    source transaction was still open during the read: rows it commits later may carry
-    cursor values in ``[watermark, slice_hi)``, so that range is remembered as the
-    re-read window until a run's slice covers it.
-    """
-    state = get_state(conn, source, table)
-    current, reread_from, reread_until = state["watermark"], state["reread_from"], state["reread_until"]
-    now = datetime.now(UTC)
-    new = watermark if current is None or (watermark is not None and watermark > current) else current
-    if reread_from is not None and slice_lo is not None and slice_hi is not None:
-        if slice_lo <= reread_from and slice_hi >= reread_until:
-            reread_from = reread_until = None  # this run read the whole window again
-    if watermark is not None and slice_hi is not None and watermark < slice_hi:
-        reread_from = watermark if reread_from is None else min(reread_from, watermark)
-        reread_until = slice_hi if reread_until is None else max(reread_until, slice_hi)
+def save_state(conn, source: str, table: str, state: TableState) -> None:
+    """Store the table's checkpoint (the rules that compute it live in :mod:`lockgate.incremental`)."""
     conn.execute("DELETE FROM lockgate.state WHERE source = ? AND table_name = ?", [source, table])
     conn.execute(
         "INSERT INTO lockgate.state (source, table_name, watermark, cursor_max, last_run_id, updated_at, "
         "reread_from, reread_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [source, table, new, cursor_max, run_id, now, reread_from, reread_until],
-    )
-    return new
+        [source, table, state.watermark, state.cursor_max, state.last_run_id, datetime.now(UTC),
+         state.reread_from, state.reread_until],
+    )  # fmt: skip
 
 
 def check_schema(conn, source: str, table: str, manifest_schema: list[dict]) -> None:
@@ -495,10 +517,33 @@ def propagate_deletes(
 ) -> int:
     """Remove (``delete``) or mark (``flag``) warehouse rows whose key is gone from the source.
 
-    Rows whose cursor is at or after the moment the keys were read are left alone: they
-    may have been loaded by another run after this key snapshot was taken.
+    ``keys_read_at`` is the key snapshot's time (capped by the oldest source transaction
+    open then). Rows whose cursor is at or after it are left alone: they may have been
+    committed or loaded after this key snapshot was taken. A flagged row's
+    ``_lockgate_deleted_at`` is that time: its key was gone from the source then.
+
+    Key snapshots only move forward: the newest one applied is kept per table in
+    ``lockgate.key_snapshots``, and an older one — a run that finishes after a later
+    run, a replay of an old batch — is skipped (returns 0): it could delete a row
+    inserted since, or un-flag a row deleted since. Runs in the caller's transaction.
     """
     target = f"{q(source)}.{q(table)}"
+    if keys_read_at is not None:
+        keys_read_at = keys_read_at.astimezone(UTC) if keys_read_at.tzinfo else keys_read_at.replace(tzinfo=UTC)
+        newer = conn.execute(
+            "SELECT max(keys_read_at) FROM lockgate.key_snapshots WHERE source = ? AND table_name = ? "
+            "AND keys_read_at > CAST(? AS TIMESTAMPTZ)",
+            [source, table, keys_read_at],
+        ).fetchone()[0]
+        if newer is not None:
+            log.warning(
+                "%s.%s: delete propagation skipped: its key snapshot (%s) is older than the one already applied (%s)",
+                source,
+                table,
+                keys_read_at.isoformat(),
+                newer.isoformat() if hasattr(newer, "isoformat") else newer,
+            )
+            return 0
     file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in key_files) + "]"
     conn.execute(f"CREATE OR REPLACE TEMP TABLE lockgate_keys AS SELECT * FROM read_parquet({file_list})")
     match = " AND ".join(f"k.{q(c)} = t.{q(c)}" for c in primary_key)
@@ -513,11 +558,21 @@ def propagate_deletes(
         count = conn.execute(
             f"SELECT count(*) FROM {target} t WHERE {gone} AND t._lockgate_deleted_at IS NULL"
         ).fetchone()[0]
-        conn.execute(f"UPDATE {target} t SET _lockgate_deleted_at = now() WHERE {gone} AND _lockgate_deleted_at IS NULL")
+        conn.execute(
+            f"UPDATE {target} t SET _lockgate_deleted_at = coalesce(CAST(? AS TIMESTAMPTZ), now()) "
+            f"WHERE {gone} AND _lockgate_deleted_at IS NULL",
+            [keys_read_at],
+        )
         # A key that came back (re-inserted in the source) is live again.
         back = f"EXISTS (SELECT 1 FROM lockgate_keys k WHERE {match})"
         conn.execute(f"UPDATE {target} t SET _lockgate_deleted_at = NULL WHERE {back} AND _lockgate_deleted_at IS NOT NULL")
     conn.execute("DROP TABLE lockgate_keys")
+    if keys_read_at is not None:
+        conn.execute("DELETE FROM lockgate.key_snapshots WHERE source = ? AND table_name = ?", [source, table])
+        conn.execute(
+            "INSERT INTO lockgate.key_snapshots (source, table_name, keys_read_at, updated_at) VALUES (?, ?, ?, ?)",
+            [source, table, keys_read_at, datetime.now(UTC)],
+        )
     return int(count)
 
 

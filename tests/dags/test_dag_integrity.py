@@ -175,3 +175,18 @@ def test_trigger_form_offers_the_reprocessing_params(dagbag):
         assert params["replay_from_lake"] == ""
         tables = {group.split(".")[0] for group in dag.task_group_dict}
         assert set(dag.params.get_param("tables").schema["items"]["enum"]) == tables, dag.dag_id
+
+
+@pytest.mark.parametrize("catchup", [True, False])
+def test_catchup_is_a_per_source_setting(tmp_path, monkeypatch, catchup):
+    from lockgate.config import load_source_file
+    from lockgate.dag_factory import build_dag
+
+    text = (PROJECT_ROOT / "dags" / "sources" / "shop.yml").read_text(encoding="utf-8")
+    path = tmp_path / "shop.yml"
+    path.write_text(text + f"catchup: {str(catchup).lower()}\n", encoding="utf-8")
+    assert build_dag(load_source_file(path)).catchup is catchup
+
+
+def test_shop_dag_keeps_catchup_off_by_default(dagbag):
+    assert dagbag.dags["ingest_shop"].catchup is False

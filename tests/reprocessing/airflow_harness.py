@@ -1,10 +1,16 @@
-"""A real Airflow 3 deployment for one test module, and a direct interval runner.
+"""A real Airflow 3 deployment for the test session, and a direct interval runner.
 
 :class:`AirflowStack` runs ``airflow db migrate`` in a private AIRFLOW_HOME (SQLite
 metadata, LocalExecutor), then the api-server (its execution API is what task
 processes talk to), the scheduler and the dag-processor as subprocesses, each in its
 own process group with its own log file. ``stop()`` ends every group; ``log_tails()``
-shows what each process said last, for failure messages.
+shows what each process said last, for failure messages. On top of that it polls the
+metadata database for runs (``dag_runs``, ``wait_runs``), creates backfills that are
+verified to exist (``create_backfill``) and talks to the REST API (``api``).
+
+A test module that runs DAGs through the shared stack declares its sources as
+``AIRFLOW_SOURCES = [ScenarioSource(...)]``; the session fixture in ``conftest.py``
+gives each one its own PostgreSQL database, connection and source file.
 
 Run as a script (``python airflow_harness.py run-interval ...``) it runs Lockgate's four
 stages for every table of a source for one interval with a given run id, outside
@@ -14,6 +20,7 @@ same interval at the same moment.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -22,9 +29,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +60,52 @@ def last_json(stdout: str):
             except json.JSONDecodeError:
                 continue
     raise ValueError(f"no JSON document in the output:\n{stdout[-2000:]}")
+
+
+def utc(value: str | datetime | None) -> datetime | None:
+    """A timestamp of the SQLite metadata (naive UTC text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# The default task log path holds ``run_id=<run id>`` as one folder name: a 250-character
+# run id (Airflow's longest) would not fit a file name, so long ids are shortened there.
+LOG_FILENAME_TEMPLATE = (
+    "dag_id={{ ti.dag_id }}/run_id={{ ti.run_id if ti.run_id|length <= 200 "
+    "else ti.run_id[:100] ~ '~' ~ ti.run_id[-99:] }}/task_id={{ ti.task_id }}/"
+    "{% if ti.map_index >= 0 %}map_index={{ ti.map_index }}/{% endif %}"
+    "attempt={{ try_number|default(ti.try_number) }}.log"
+)
+
+
+@dataclass(frozen=True)
+class ScenarioSource:
+    """One Lockgate source served by the shared Airflow stack.
+
+    ``yaml`` is the source file's text; ``{connection}`` in it is replaced by the
+    connection id (``<name>_pg``). ``populate(conn)`` fills the source's own, fresh
+    PostgreSQL database (an autocommit psycopg connection).
+    """
+
+    name: str
+    yaml: str | Callable[[], str]
+    populate: Callable[[Any], None]
+
+    @property
+    def dag_id(self) -> str:
+        return f"ingest_{self.name}"
+
+    @property
+    def connection_id(self) -> str:
+        return f"{self.name}_pg"
+
+    def source_file_text(self, text: str | None = None) -> str:
+        """The source file: ``text`` (default: ``yaml``) with the connection id filled in."""
+        if text is None:
+            text = self.yaml() if callable(self.yaml) else self.yaml
+        return text.replace("{connection}", self.connection_id)
 
 
 @dataclass
@@ -83,6 +142,10 @@ class AirflowStack:
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE": LOG_FILENAME_TEMPLATE,
+            # Airflow 3.3 refuses ".." in run ids unless this is set (deployments with older
+            # ids set it); Lockgate must keep such ids inside the lake either way.
+            "AIRFLOW__CORE__ALLOW_DOUBLE_DOT_IN_IDS": "True",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
@@ -97,8 +160,10 @@ class AirflowStack:
         binary = Path(sys.executable).with_name("airflow")
         return str(binary) if binary.exists() else "airflow"
 
-    def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        for attempt in range(6):
+    def cli(
+        self, *args: str, timeout: float = 300, check: bool = True, retry_locked: bool = True
+    ) -> subprocess.CompletedProcess:
+        for attempt in range(6 if retry_locked else 1):
             result = subprocess.run(
                 [self.airflow_command(), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
                 check=False,
@@ -199,6 +264,189 @@ class AirflowStack:
         """(run_id, run_type, state) of every run of ``dag_id``."""
         return self.query("SELECT run_id, run_type, state FROM dag_run WHERE dag_id = ?", (dag_id,))
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of ``dag_id`` with its type, state, clear number and data interval."""
+        rows = self.query(
+            "SELECT run_id, run_type, state, clear_number, logical_date, data_interval_start, "
+            "data_interval_end, backfill_id FROM dag_run WHERE dag_id = ? ORDER BY id",
+            (dag_id,),
+        )
+        return [
+            {
+                "run_id": r[0], "run_type": r[1], "state": r[2], "clear_number": r[3],
+                "logical_date": utc(r[4]), "data_interval_start": utc(r[5]), "data_interval_end": utc(r[6]),
+                "backfill_id": r[7],
+            }
+            for r in rows
+        ]  # fmt: skip
+
+    def wait_runs(
+        self,
+        dag_id: str,
+        done: Callable[[list[dict[str, Any]]], bool],
+        *,
+        what: str,
+        timeout: float = 600,
+        poll: float = 2,
+    ) -> list[dict[str, Any]]:
+        """Poll the metadata database until ``done(runs)``; on timeout raise with the runs
+        and the log tails."""
+        started = time.monotonic()
+        deadline = started + timeout
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                runs = self.dag_runs(dag_id)
+            except sqlite3.OperationalError:  # a writer holds the file for a moment
+                runs = []
+            else:
+                if done(runs):
+                    print(f"{dag_id}: {what}: {time.monotonic() - started:.0f}s", file=sys.stderr)
+                    return runs
+            time.sleep(poll)
+        summary = [(r["run_id"][:60], r["run_type"], r["state"], r["clear_number"]) for r in runs]
+        raise TimeoutError(
+            f"{dag_id}: {what} did not happen within {timeout:.0f}s; runs: {summary}\n{self.diagnostics(dag_id)}"
+        )
+
+    def wait_until(self, predicate: Callable[[], Any], *, what: str, timeout: float = 300, poll: float = 2) -> Any:
+        """Poll ``predicate()`` (read-only metadata queries) until it returns something true."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                value = predicate()
+            except sqlite3.OperationalError:
+                value = None
+            if value:
+                print(f"{what}: {time.monotonic() - started:.0f}s", file=sys.stderr)
+                return value
+            time.sleep(poll)
+        raise TimeoutError(f"{what} did not happen within {timeout:.0f}s\n{self.diagnostics()}")
+
+    def dag_state(self, dag_id: str) -> dict[str, Any]:
+        row = self.query(
+            "SELECT is_paused, next_dagrun, next_dagrun_data_interval_start, next_dagrun_data_interval_end "
+            "FROM dag WHERE dag_id = ?",
+            (dag_id,),
+        )
+        if not row:
+            return {}
+        paused, logical, start, end = row[0]
+        return {"is_paused": bool(paused), "next_dagrun": utc(logical), "next_start": utc(start), "next_end": utc(end)}
+
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        *,
+        expected_runs: int,
+        reprocess: str | None = None,
+        max_active_runs: int | None = None,
+        run_backwards: bool = False,
+        attempts: int = 4,
+    ) -> int:
+        """``airflow backfill create`` and check in the metadata that it exists with a run
+        for each of its ``expected_runs`` intervals; returns the backfill id.
+
+        On SQLite a writer that waits too long for the lock makes Airflow delete the
+        half-made backfill (``_cleanup_partial_backfill``) and the command fail: the
+        backfill is then created again. Any other outcome fails with Airflow's output.
+        """
+        args = ["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date]
+        if reprocess:
+            args += ["--reprocess-behavior", reprocess]
+        if max_active_runs:
+            args += ["--max-active-runs", str(max_active_runs)]
+        if run_backwards:
+            args.append("--run-backwards")
+        # One running backfill per DAG: the scheduler marks a finished one complete every 30 s.
+        self.wait_until(
+            lambda: not self.query("SELECT id FROM backfill WHERE dag_id = ? AND completed_at IS NULL", (dag_id,)),
+            what=f"the earlier backfill of {dag_id} marked complete",
+            timeout=120,
+        )
+        outputs = []
+        for _ in range(attempts):
+            before = self.query("SELECT coalesce(max(id), 0) FROM backfill WHERE dag_id = ?", (dag_id,))[0][0]
+            result = self.cli(*args, check=False, retry_locked=False)
+            outputs.append(f"exit {result.returncode}: {(result.stdout + result.stderr)[-1500:]}")
+            made = self.query("SELECT id FROM backfill WHERE dag_id = ? AND id > ? ORDER BY id", (dag_id, before))
+            if made:
+                backfill_id = made[-1][0]
+                links = self.query(
+                    "SELECT dag_run_id, exception_reason FROM backfill_dag_run WHERE backfill_id = ?", (backfill_id,)
+                )
+                linked = [link for link in links if link[0] is not None and not link[1]]
+                if len(linked) == expected_runs:
+                    return backfill_id
+                raise RuntimeError(
+                    f"backfill {backfill_id} of {dag_id} has {len(linked)} runs, expected {expected_runs}: "
+                    f"{links}\n{outputs[-1]}"
+                )
+            if "database is locked" not in outputs[-1]:
+                break
+            time.sleep(2)
+        raise RuntimeError(f"airflow {' '.join(args)} made no backfill:\n" + "\n".join(outputs))
+
+    # -- REST API -------------------------------------------------------------------
+
+    def token(self) -> str:
+        """A JWT for the public API (the simple auth manager in all-admins mode hands one out)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}/auth/token", method="GET")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["access_token"]
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
+        """Call ``/api/v2<path>``; returns (HTTP status, decoded JSON or text)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}/api/v2{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return status, raw.decode("utf-8", "replace")
+
+    def trigger_run(
+        self, dag_id: str, run_id: str, *, logical_date: datetime, interval: tuple[datetime, datetime]
+    ) -> dict[str, Any]:
+        """POST /dags/{dag_id}/dagRuns: a manual run with this id, logical date and data interval."""
+        status, body = self.api(
+            "POST",
+            f"/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns",
+            {
+                "dag_run_id": run_id,
+                "logical_date": logical_date.isoformat(),
+                "data_interval_start": interval[0].isoformat(),
+                "data_interval_end": interval[1].isoformat(),
+                "conf": {},
+            },
+        )
+        if status != 200:
+            raise RuntimeError(f"triggering {dag_id} with run id {run_id!r}: HTTP {status}: {body}")
+        return body
+
+    def request_reparse(self, dag_id: str) -> None:
+        """Ask the dag-processor to parse the DAG's file now (PUT /parseDagFile/{file_token})."""
+        status, details = self.api("GET", f"/dags/{dag_id}/details")
+        if status != 200:
+            raise RuntimeError(f"GET /dags/{dag_id}/details: HTTP {status}: {details}")
+        status, body = self.api("PUT", f"/parseDagFile/{details['file_token']}")
+        if status not in (200, 201):
+            raise RuntimeError(f"PUT /parseDagFile: HTTP {status}: {body}")
+
     # -- teardown -------------------------------------------------------------------
 
     def stop(self, timeout: float = 30) -> None:
@@ -228,6 +476,125 @@ class AirflowStack:
         for name, (_, log_path) in self.processes.items():
             parts.append(f"----- {name} ({log_path}) -----\n{tail(log_path, lines)}")
         return "\n".join(parts)
+
+    def task_log_tails(self, dag_id: str, *, logs: int = 4, lines: int = 30, failed_first: bool = True) -> str:
+        """The last lines of the newest task logs of ``dag_id`` (logs with an error first)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}"
+        found = sorted(folder.rglob("attempt=*.log"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        if failed_first:
+            def failed(path: Path) -> bool:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                return any(mark in text for mark in ('"level":"error"', "[error", "Traceback", "final_state=failed"))
+
+            found = [p for p in found if not failed(p)] + [p for p in found if failed(p)]
+        parts = [f"===== task log {p.relative_to(folder)} =====\n{tail(p, lines)}" for p in found[-logs:]]
+        return "\n".join(parts) or f"(no task logs under {folder})"
+
+    def task_errors(self, dag_id: str, run_id: str) -> list[str]:
+        """``task: ExceptionType: message`` of every failed task attempt of one run, from
+        the task logs (JSON lines; the folder follows ``LOG_FILENAME_TEMPLATE``)."""
+        folder_name = run_id if len(run_id) <= 200 else f"{run_id[:100]}~{run_id[-99:]}"
+        run_dir = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={folder_name}"
+        errors = []
+        for log in sorted(run_dir.glob("task_id=*/attempt=*.log")) if run_dir.is_dir() else []:
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                if '"level":"error"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                for detail in entry.get("error_detail") or []:
+                    errors.append(
+                        f"{log.parent.name.removeprefix('task_id=')}: {detail.get('exc_type')}: "
+                        f"{str(detail.get('exc_value'))[:300]}"
+                    )
+        return list(dict.fromkeys(errors))
+
+    def diagnostics(self, dag_id: str | None = None) -> str:
+        text = "===== Airflow processes (tails) =====\n" + self.log_tails(30)
+        if dag_id:
+            text += f"\n===== task logs of {dag_id} =====\n" + self.task_log_tails(dag_id)
+        return text
+
+
+# -- the source against the warehouse, and the lake --------------------------------------
+
+
+def norm(value):
+    """A value as both databases should agree on it: naive UTC timestamps, 2-place decimals."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, Decimal | float):
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    return value
+
+
+def source_rows(dsn: dict, table: str, columns: list[str], key: str, where: str = "", params: tuple = ()) -> list:
+    import psycopg
+
+    sql = f"SELECT {', '.join(columns)} FROM {table} {('WHERE ' + where) if where else ''} ORDER BY {key}"
+    with psycopg.connect(**dsn) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    return [tuple(norm(v) for v in row) for row in rows]
+
+
+def warehouse_rows(warehouse_path: str, schema: str, table: str, columns: list[str], key: str) -> list:
+    from lockgate import warehouse
+
+    with warehouse.connect(warehouse_path, read_only=True) as conn:
+        exists = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+        ).fetchone()[0]
+        if not exists:
+            return []
+        rows = conn.execute(f"SELECT {', '.join(columns)} FROM {schema}.{table} ORDER BY {key}").fetchall()
+    return [tuple(norm(v) for v in row) for row in rows]
+
+
+def table_mismatch(
+    dsn: dict, warehouse_path: str, schema: str, table: str, columns: list[str], key: str,
+    *, where: str = "", params: tuple = (),
+) -> str | None:  # fmt: skip
+    """None when ``<schema>.<table>`` in the warehouse equals the source rows (``where``
+    selects them); otherwise what differs: missing, extra and changed rows."""
+    expected = source_rows(dsn, table, columns, key, where, params)
+    actual = warehouse_rows(warehouse_path, schema, table, columns, key)
+    if actual == expected:
+        return None
+    keys = [row[0] for row in actual]
+    want, have = {r[0]: r for r in expected}, {r[0]: r for r in actual}
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    changed = [(want[k], have[k]) for k in sorted(set(want) & set(have)) if want[k] != have[k]]
+    parts = [f"{schema}.{table}: {len(actual)} warehouse rows vs {len(expected)} source rows"]
+    if len(keys) != len(set(keys)):
+        parts.append(f"{len(keys) - len(set(keys))} duplicate keys in the warehouse")
+    if missing:
+        parts.append(f"{len(missing)} source rows missing, e.g. keys {missing[:8]}")
+    if extra:
+        parts.append(f"{len(extra)} rows not in the source, e.g. keys {extra[:8]}")
+    if changed:
+        parts.append(f"{len(changed)} rows with other values, e.g. (source, warehouse) {changed[:2]}")
+    return "; ".join(parts)
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by path relative to it."""
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digests[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def sealed_folders(lake_root: Path, source: str) -> list[Path]:
+    """Every folder holding a ``_manifest.json`` anywhere under ``lake/raw/<source>``, except
+    a folder still being written (``.tmp-*``): sealed raw versions, wherever they ended up."""
+    base = Path(lake_root) / "raw" / source
+    if not base.exists():
+        return []
+    return sorted(p.parent for p in base.rglob("_manifest.json") if not p.parent.name.startswith(".tmp-"))
 
 
 # -- direct interval runner -----------------------------------------------------------

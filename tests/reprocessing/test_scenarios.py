@@ -70,7 +70,7 @@ def test_failure_at_each_stage_then_retry_gives_the_clean_result(pg_source, monk
         assert result["extract"]["resumed"] is True  # the sealed extract was reused
     if point in ("load.after_commit", "publish.before_commit"):
         assert result["load"]["resumed"] is True  # the committed load was not repeated
-    assert _state(src, "events")["watermark"] == day(2)
+    assert _state(src, "events").watermark == day(2)
 
 
 # 2 --------------------------------------------------------------------------------
@@ -178,8 +178,8 @@ def test_long_transaction_commits_behind_the_read_and_the_next_run_picks_it_up(a
     assert late_cursor < naive(end), "the late row belongs to the first run's interval"
     # The classic miss: the next interval starts at `end`; the row's cursor is behind it.
     state = _state(src, "orders")
-    assert state["watermark"] < end and state["reread_from"] is not None
-    assert abs((state["watermark"].replace(tzinfo=None) - late_cursor).total_seconds()) < 5
+    assert state.watermark < end and state.reread_from is not None
+    assert abs((state.watermark.replace(tzinfo=None) - late_cursor).total_seconds()) < 5
     time.sleep(0.5)
     # The next interval has ended when it runs (an interval still open would cap the
     # watermark at the source's clock, and rightly so).
@@ -187,7 +187,7 @@ def test_long_transaction_commits_behind_the_read_and_the_next_run_picks_it_up(a
     src.run("orders", second)
     src.assert_converged("orders")
     state = _state(src, "orders")
-    assert state["reread_from"] is None  # the window was read again and closed
+    assert state.reread_from is None  # the window was read again and closed
 
 
 # 6 --------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def test_old_intervals_rerun_out_of_order(any_source):
     with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
         runs = conn.execute("SELECT count(*) FROM lockgate.runs WHERE status = 'published'").fetchone()[0]
     assert runs == 12
-    assert _state(src, "events")["watermark"] == day(3)
+    assert _state(src, "events").watermark == day(3)
 
 
 # 7 --------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ def sealed(tmp_path, run_id="scheduled__2026-01-01T00:00:00+00:00", payload=b"pa
 
 def test_layout_follows_the_design(tmp_path):
     location, folder = sealed(tmp_path)
-    assert folder == tmp_path / "raw/shop/orders/20260101T000000Z_20260102T000000Z/scheduled__2026-01-01T00_00_00_00_00"
+    interval = tmp_path / "raw/shop/orders/20260101T000000Z_20260102T000000Z"
+    assert folder.parent == interval and folder.name.startswith("scheduled__2026-01-01T00_00_00_00_00~")
     assert not list(folder.parent.glob(".tmp-*"))
     manifest = lake.verify(folder)
     assert manifest["rows"] == 3 and manifest["format_version"] == lake.FORMAT_VERSION and manifest["sealed_at"]
@@ -84,11 +85,43 @@ def test_retention_keeps_the_newest_version_of_every_interval(tmp_path):
     _, new = sealed(tmp_path, run_id="r2", payload=b"newer parquet")
     abandoned = new.parent / ".partial-r3"
     abandoned.mkdir()
+    plans = {r: lake.plan_path(tmp_path, "shop", "orders", r) for r in ("r1", "r2", "r3", "r4")}
+    for plan in plans.values():
+        lake.write_json_atomic(plan, {"run_id": plan.stem})
     later = datetime.now(UTC) + timedelta(days=40)
     assert lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30)) == []  # nothing old enough
     doomed = lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30), now=later, dry_run=True)
-    assert doomed == sorted([old, abandoned]) and old.exists()
+    # The plans of pruned folders go with them (r3's partial is pruned too; r4 never sealed).
+    assert doomed == sorted([old, abandoned, plans["r1"], plans["r3"], plans["r4"]]) and old.exists()
     assert lake.prune(tmp_path, "shop", "orders", keep=timedelta(days=30), now=later) == doomed
-    assert not old.exists() and not abandoned.exists()
+    assert not old.exists() and not abandoned.exists() and plans["r2"].exists() and not plans["r1"].exists()
     assert lake.verify(new)  # the current version stays, whatever its age
     assert lake.latest_per_interval(tmp_path, "shop", "orders") == [new]
+
+
+HOSTILE_RUN_IDS = [
+    "..", ".", "...", "../..", "a/b", "../../raw", "/etc", "a\\b", "", " ", "~", "x~v1", "manual__1~v1",
+    "a:b", "a+b", "a_b", "ünï", "😀", "x" * 250, "x" * 251, ".hidden", "-rf", "a\nb", "a*b?[c]",
+]
+
+
+def test_every_run_id_maps_to_one_distinct_folder_inside_its_interval(tmp_path):
+    folders = {}
+    for run_id in HOSTILE_RUN_IDS:
+        for version in (0, 1, 2):
+            location = lake.RawLocation(tmp_path, "shop", "orders", D1, D2, run_id, version)
+            name = location.folder_name
+            assert name not in (".", "..") and "/" not in name and "\\" not in name and "." not in name, name
+            assert 0 < len(name) <= 110 and name.isascii() and name.isprintable(), name
+            assert location.path.parent == location.interval_dir
+            assert location.path.resolve().parent == location.interval_dir.resolve()
+            assert location.partial_path.parent == location.interval_dir
+            folders.setdefault(name, []).append((run_id, version))
+    clashes = {n: ids for n, ids in folders.items() if len(ids) > 1}
+    assert not clashes
+
+
+def test_plain_run_ids_keep_their_name():
+    assert lake.run_folder("manual_1") == "manual_1"
+    assert lake.run_folder("manual_1", 2) == "manual_1~v2"
+    assert lake.run_folder("manual_1~v2") != lake.run_folder("manual_1", 2)

@@ -177,11 +177,15 @@ def test_fingerprint_sees_every_value_and_ignores_row_order(conn, tmp_path):
     assert count == base[0] and digest != base[1]
 
 
-def test_watermark_only_moves_forward(conn):
+def test_state_round_trips_and_stays_one_row(conn):
+    from lockgate.incremental import TableState
+
     assert warehouse.get_watermark(conn, "src", "t") is None
-    assert warehouse.advance_watermark(conn, "src", "t", ts(3), "x", "r1") == ts(3)
-    assert warehouse.advance_watermark(conn, "src", "t", ts(2), "y", "r0") == ts(3)
-    assert warehouse.advance_watermark(conn, "src", "t", ts(4), "z", "r2") == ts(4)
+    assert warehouse.get_state(conn, "src", "t") == TableState()
+    state = TableState(watermark=ts(3), reread_from=ts(2), reread_until=ts(3), cursor_max="x", last_run_id="r1")
+    warehouse.save_state(conn, "src", "t", state)
+    warehouse.save_state(conn, "src", "t", state)
+    assert warehouse.get_state(conn, "src", "t") == state
     assert conn.execute("SELECT count(*) FROM lockgate.state").fetchone()[0] == 1
 
 
@@ -192,17 +196,3 @@ def test_record_run_rejects_unknown_fields_and_updates_in_place(conn):
     assert (status["rows_extracted"], status["rows_loaded"], status["status"]) == (5, 5, "loaded")
     with pytest.raises(ValueError, match="unknown run fields"):
         warehouse.record_run(conn, "src", "t", "r1", rows_lost=1)
-
-
-def test_capped_watermark_opens_a_reread_window_that_a_covering_run_closes(conn):
-    # A read of [2, 4) with a transaction open since 3: the watermark stops at 3.
-    assert warehouse.advance_watermark(conn, "src", "t", ts(3), None, "r1", slice_lo=ts(2), slice_hi=ts(4)) == ts(3)
-    state = warehouse.get_state(conn, "src", "t")
-    assert (state["reread_from"], state["reread_until"]) == (ts(3), ts(4))
-    # An older interval that does not cover the window leaves it open.
-    warehouse.advance_watermark(conn, "src", "t", ts(2), None, "r0", slice_lo=ts(1), slice_hi=ts(2))
-    assert warehouse.get_state(conn, "src", "t")["reread_from"] == ts(3)
-    # The next run read [3, 5) completely: the window closes, the watermark moves on.
-    assert warehouse.advance_watermark(conn, "src", "t", ts(5), None, "r2", slice_lo=ts(3), slice_hi=ts(5)) == ts(5)
-    state = warehouse.get_state(conn, "src", "t")
-    assert state["reread_from"] is None and state["reread_until"] is None
