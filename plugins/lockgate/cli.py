@@ -80,7 +80,7 @@ def run_summary(settings: Settings, source: str, since: datetime | None = None) 
         sql = (
             "SELECT run_id, table_name, interval_start, interval_end, mode, rows_extracted, rows_validated, "
             "rows_loaded, rows_quarantined, validation_status, rules_evaluated, rules_failed, status, raw_path, "
-            "quality_report, error "
+            "quality_report, error, coalesce(version, 0) AS version "
             "FROM lockgate.runs WHERE source = ?"
         )
         params: list = [source]
@@ -122,11 +122,12 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
         interval = f"{_fmt_time(r['interval_start'])}..{_fmt_time(r['interval_end'])}"
         if r["interval_start"] is None:
             interval = "full snapshot"
+        version = f" v{r['version']}" if r.get("version") else ""  # a reprocess: the run's n-th clear
         rules = f"{r['validation_status'] or '-'} ({(r['rules_evaluated'] or 0) - (r['rules_failed'] or 0)}/{r['rules_evaluated'] or 0} rules)"
         print(
             f"{interval:<23} {r['table_name']:<12} {r['mode'] or '-':<6} {r['rows_extracted'] or 0:>9} "
             f"{r['rows_validated'] or 0:>9} {r['rows_loaded'] or 0:>8} {r['rows_quarantined'] or 0:>8}  {rules}  "
-            f"[{r['status']}]",
+            f"[{r['status']}{version}]",
             file=out,
         )
 

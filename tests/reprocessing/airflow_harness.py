@@ -438,6 +438,12 @@ class AirflowStack:
             raise RuntimeError(f"triggering {dag_id} with run id {run_id!r}: HTTP {status}: {body}")
         return body
 
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """PATCH /dags/{dag_id}: pause or unpause (what ``airflow dags pause`` does, faster)."""
+        status, body = self.api("PATCH", f"/dags/{dag_id}", {"is_paused": paused})
+        if status != 200:
+            raise RuntimeError(f"PATCH /dags/{dag_id} is_paused={paused}: HTTP {status}: {body}")
+
     def request_reparse(self, dag_id: str) -> None:
         """Ask the dag-processor to parse the DAG's file now (PUT /parseDagFile/{file_token})."""
         status, details = self.api("GET", f"/dags/{dag_id}/details")

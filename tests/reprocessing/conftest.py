@@ -203,6 +203,14 @@ def pytest_runtest_teardown(item, nextitem):
     yield
     if not _OPEN_STACKS or "airflow_stack" not in getattr(item, "fixturenames", ()):
         return
+    # The test's DAGs stop here: no scheduled run of theirs (say, after midnight) competes
+    # with the next test for the cores.
+    for source in getattr(item.module, "AIRFLOW_SOURCES", ()):
+        for stack in _OPEN_STACKS:
+            try:
+                stack.airflow.set_paused(source.dag_id, True)
+            except Exception as exc:  # noqa: BLE001 - a stopped stack, say; nothing to pause then
+                print(f"could not pause {source.dag_id}: {exc}", file=sys.stderr)
     items = item.session.items
     later = items[items.index(item) + 1:] if item in items else []
     if not any("airflow_stack" in getattr(i, "fixturenames", ()) for i in later):

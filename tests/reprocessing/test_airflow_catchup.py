@@ -28,7 +28,8 @@ DAG_ID = f"ingest_{SOURCE}"
 # Computed when the tests are collected: the scenario is relative to today (UTC).
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = TODAY - timedelta(days=6)  # the first interval [START, START + 1 day) is ingested
-FIRST_ROW_DAY = START - timedelta(days=2)  # rows older than start_date exist as well
+# Rows older than start_date exist as well: outside every interval, no run reads them.
+FIRST_ROW_DAY = START - timedelta(days=2)
 FAR_AHEAD = "2099-01-01"
 EVENTS_PER_DAY = 12
 ACCOUNTS = 60
@@ -106,7 +107,7 @@ def test_unpausing_after_skipped_intervals_ingests_every_missed_row(airflow_stac
 
     # 1. The first interval, ingested by a one-day backfill.
     airflow.create_backfill(DAG_ID, day, day, expected_runs=1)
-    airflow.cli("dags", "unpause", DAG_ID)
+    airflow.set_paused(DAG_ID, False)
     runs = airflow.wait_runs(
         DAG_ID, lambda rs: bool(rs) and all(r["state"] in ("success", "failed") for r in rs),
         what="the one-day backfill", timeout=600,
@@ -114,7 +115,7 @@ def test_unpausing_after_skipped_intervals_ingests_every_missed_row(airflow_stac
     assert [(r["run_type"], r["state"]) for r in runs] == [("backfill", "success")], runs
 
     # 2. Paused; meanwhile intervals pass: start_date moves to a few days before today.
-    airflow.cli("dags", "pause", DAG_ID)
+    airflow.set_paused(DAG_ID, True)
     airflow_stack.write_source(AIRFLOW_SOURCES[0], source_yaml(day))
     airflow.request_reparse(DAG_ID)
     due = airflow.wait_until(
@@ -142,13 +143,13 @@ def test_unpausing_after_skipped_intervals_ingests_every_missed_row(airflow_stac
     skipped = (run["data_interval_start"] - (START + timedelta(days=1))).days
     assert skipped >= 3, f"the scheduled run {run} follows the ingested interval too closely ({skipped} days)"
 
-    # 4. Every source row before the scheduled run's interval end is in the warehouse.
+    # 4. Every source row from start_date to the scheduled run's interval end is in the warehouse.
     problems = [
         message
         for table in COLUMNS
         if (message := table_mismatch(
             airflow_stack.databases[SOURCE], airflow_stack.warehouse, SOURCE, table, COLUMNS[table],
-            COLUMNS[table][0], where=f"{CURSOR[table]} < %s", params=(naive(end),),
+            COLUMNS[table][0], where=f"{CURSOR[table]} >= %s AND {CURSOR[table]} < %s", params=(naive(START), naive(end)),
         ))
     ]  # fmt: skip
     assert not problems, (

@@ -131,7 +131,7 @@ def test_reprocessing_a_loaded_interval_reads_the_changed_source_again(airflow_s
 
     # 1. The interval is loaded once.
     airflow.create_backfill(DAG_ID, DAY_TEXT, DAY_TEXT, expected_runs=1)
-    airflow.cli("dags", "unpause", DAG_ID)
+    airflow.set_paused(DAG_ID, False)
     runs = airflow.wait_runs(
         DAG_ID, lambda rs: bool(rs) and all(r["state"] in ("success", "failed") for r in rs),
         what="the first backfill run", timeout=600,
@@ -141,7 +141,8 @@ def test_reprocessing_a_loaded_interval_reads_the_changed_source_again(airflow_s
     assert not mismatches(), mismatches()
     interval_dirs = {}
     for table, table_dir in table_dirs.items():
-        folders = [p for p in table_dir.iterdir() if p.is_dir()]
+        # Interval folders only: `_plans/` beside them holds each run version's extract plan.
+        folders = [p for p in table_dir.iterdir() if p.is_dir() and not p.name.startswith("_")]
         assert len(folders) == 1, f"{table}: one interval was run, interval folders {folders}"
         interval_dirs[table] = folders[0]
         assert len(sealed_versions(folders[0])) == 1, list(folders[0].iterdir())

@@ -44,6 +44,9 @@ HOSTILE_RUN_IDS = [
     "z" * 249 + "2",  # ... and one differing only in its last character
 ]
 
+#: Ids Airflow accepts but its execution API cannot serve (see the test).
+AIRFLOW_CANNOT_FINISH = {".", ".."}
+
 # Airflow gives a manual run task instances only if its logical date is not before the
 # DAG's start_date; unpausing makes one scheduled run (today's latest interval) as well.
 SOURCE_YAML = """\
@@ -110,7 +113,7 @@ def test_hostile_run_ids_each_get_one_folder_inside_their_interval(airflow_stack
     #    scheduled run of the latest interval that unpausing makes).
     day = DAY.date().isoformat()
     airflow.create_backfill(DAG_ID, day, day, expected_runs=1)
-    airflow.cli("dags", "unpause", DAG_ID)
+    airflow.set_paused(DAG_ID, False)
     runs = airflow.wait_runs(
         DAG_ID,
         lambda rs: {"backfill", "scheduled"} <= {r["run_type"] for r in rs}
@@ -148,6 +151,11 @@ def test_hostile_run_ids_each_get_one_folder_inside_their_interval(airflow_stack
     for run in runs:
         if run["state"] != "success":
             errors = airflow.task_errors(DAG_ID, run["run_id"])
+            # Airflow 3.3's own task runner cannot finish a run named "." or "..": the
+            # execution API URL of its XCom push normalises the id away (HTTP 404), after
+            # Lockgate's extract has sealed its folder. The folder checks below still apply.
+            if run["run_id"] in AIRFLOW_CANNOT_FINISH and errors and all("404" in e for e in errors):
+                continue
             problems.append(f"run {short(run['run_id'])} {run['state']}: {'; '.join(errors) or 'see the task logs'}")
 
     # Every sealed folder anywhere in the lake sits at raw/<source>/<table>/<interval>/<folder>.
