@@ -8,9 +8,10 @@ The scenario: the source's first interval is ingested by a one-day ``airflow bac
 create`` (the source file's ``start_date`` lies far ahead then, so unpausing creates no
 scheduled run). The DAG is paused, its ``start_date`` moved to a few days before today,
 and unpaused: the scheduler makes exactly one scheduled run, for ``[yesterday, today)``,
-several intervals after the ingested one. Afterwards the warehouse must hold every
-source row before that run's interval end, the skipped days and the days before
-``start_date`` included.
+several intervals after the ingested one. Afterwards the warehouse must hold exactly the
+source rows from ``start_date`` to that run's interval end, the skipped days included
+(a table's first run reads from the source's ``start_date``: older rows lie outside
+every interval and only a ``full_refresh`` run reads them).
 """
 
 from __future__ import annotations
