@@ -491,9 +491,18 @@ def _read_stable(
     )
 
 
+def _log_progress(label: str, plan: Plan, done: list[dict[str, Any]]) -> None:
+    """``extract shop.orders: chunk 3/10 done, 1,234,000 / 4,100,000 rows (30%)``; the
+    total is the count the plan was made with (each chunk is counted again when read)."""
+    rows, total = sum(int(c["source_rows"]) for c in done), plan.stats.rows
+    share = min(100, rows * 100 // total) if total else 100
+    log.info("extract %s: chunk %d/%d done, %s / %s rows (%d%%)", label, len(done), len(plan.chunks),
+             f"{rows:,}", f"{total:,}", share)  # fmt: skip
+
+
 def _extract_chunks(
     spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, partial: Path,
-    keys_folder: Path | None = None,
+    keys_folder: Path | None = None, label: str = "",
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
     """Read every chunk not yet on disk; a chunk is complete once its ``_chunk.json`` exists.
 
@@ -531,6 +540,7 @@ def _extract_chunks(
             os.rename(temp, folder)
             lake.write_json_atomic(marker, info)
         done.append({**info, "index": index, "resumed": False})
+        _log_progress(label or table.name, plan, done)
         faults.hit("extract.chunk_written", table.name)
     if keys_folder is not None and keys is None:
         keys = _extract_keys(spark, source, table, keys_folder)
@@ -657,7 +667,9 @@ def run_extract(
             plan = plan_extract(spark, source, table, window, run_id, version)
             lake.write_json_atomic(plan_file, plan.to_json())
         keys_folder = partial / ".keys.tmp" if table.delete_propagation != "none" else None
-        done, keys = _extract_chunks(spark, source, table, plan, plan_file, partial, keys_folder)
+        done, keys = _extract_chunks(
+            spark, source, table, plan, plan_file, partial, keys_folder, label=f"{config.source}.{table.name}"
+        )
     except Exception as exc:
         shutil.rmtree(partial / ".keys.tmp", ignore_errors=True)
         if exc.__class__.__module__.startswith(_CLIENT_ERRORS):

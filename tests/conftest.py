@@ -127,3 +127,8 @@ def mariadb_conn(mariadb_database):
             cur.execute(f"DROP TABLE `{table}`")
     yield conn
     conn.close()
+
+
+# The shared Airflow stack (and the hook that stops it after its last test), for every
+# test folder.
+from tests.airflow_stack import airflow_stack, pytest_runtest_teardown  # noqa: E402, F401

@@ -72,6 +72,27 @@ def _airflow(args: list[str], env: dict[str, str], log_path: Path | None = None)
         return subprocess.run(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
 
+def _fix_demo_run_starts(
+    dag_id: str, logical_dates: list[str], since: datetime, env: dict[str, str], log_path: Path
+) -> bool:
+    """Give the runs ``airflow dags test`` created their real start (it records the logical date).
+
+    Runs ``lockgate.demo.airflow_runs`` in the project's Airflow environment (Airflow's ORM,
+    SQLite or PostgreSQL); its output goes to ``log_path``, its ``dag run`` lines to stdout.
+    """
+    from lockgate.demo.airflow_runs import PREFIX
+
+    module = "lockgate.demo.airflow_runs"
+    command = [sys.executable, "-m", module, dag_id, *logical_dates, "--since", since.isoformat()]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    log_path.write_text(result.stdout + result.stderr, encoding="utf-8")
+    for line in result.stdout.splitlines():
+        if line.startswith(PREFIX):
+            print(line)
+    return result.returncode == 0
+
+
 def run_summary(settings: Settings, source: str, since: datetime | None = None) -> list[dict]:
     """Audit rows of a source (those started at or after ``since`` when given)."""
     from lockgate import warehouse
@@ -151,6 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the audit rows started after this point.
     demo_started = datetime.now(UTC)
     failed = []
+    logical_dates = []
     for offset in range(args.days):
         day = args.start + timedelta(days=offset)
         # With an interval timetable, a run for logical date D covers the interval that
@@ -160,8 +182,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         log_path = logs / f"demo-ingest_shop-{day.isoformat()}.log"
         print(f"running ingest_shop for the interval {day} .. {day + timedelta(days=1)} (log: {log_path})", flush=True)
         code = _airflow(["dags", "test", "ingest_shop", logical], env, log_path)
+        logical_dates.append(logical)
         if code != 0:
             failed.append((day, log_path))
+    # `dags test` records a run's start as its logical date (the UI would show a run of
+    # 2026-01-01 lasting months): record when each run really started instead.
+    fix_log = logs / "demo-airflow-run-starts.log"
+    if not _fix_demo_run_starts("ingest_shop", logical_dates, demo_started, env, fix_log):
+        print(f"warning: could not set the start of every Airflow run; see {fix_log}", file=sys.stderr)
     rows = run_summary(settings, "shop", since=demo_started)
     print()
     print_summary(rows)

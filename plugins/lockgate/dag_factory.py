@@ -141,25 +141,43 @@ def build_dag(config: SourceConfig, *, doc_md: str | None = None) -> DAG:
         max_active_runs=config.max_active_runs,
         default_args=default_args,
         tags=tags,
-        params={
-            "full_refresh": Param(
-                False, type="boolean", description="Read whole tables instead of the interval's slice."
-            ),
-            "tables": Param(
-                [], type="array", items={"type": "string", "enum": table_names},
-                description="Run only these tables (empty: all).",
-            ),
-            "replay_from_lake": Param(
-                "",
-                type="string",
-                description="Reload a stored raw version instead of reading the source: "
-                "'latest' or the run id of a stored version (empty: read the source).",
-            ),
-        },
+        params=run_params(table_names),
     ) as dag:
         for table in config.tables:
             _table_group(config, table)
     return dag
+
+
+def run_params(table_names: list[str]) -> dict[str, Param]:
+    """The trigger form of an ingestion DAG.
+
+    Every field accepts "nothing chosen" (``null``): the UI renders a field whose type
+    excludes null as required and an empty default then blocks the Trigger button.
+    Nothing chosen means the scheduled behaviour: all tables, read from the source.
+    """
+    return {
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="Read whole tables from the source instead of the run's incremental slice.",
+        ),
+        "tables": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": table_names},
+            examples=table_names,  # the UI's multi-select takes its options from here
+            title="Tables",
+            description="Run only these tables. Nothing chosen: all of the source's tables.",
+        ),
+        "replay_from_lake": Param(
+            None,
+            type=["null", "string"],
+            title="Replay from the lake",
+            description="Reload a stored raw version instead of reading the source: 'latest', or the run id "
+            "of a stored version. Empty: read the source.",
+        ),
+    }
 
 
 def _doc(config: SourceConfig) -> str:

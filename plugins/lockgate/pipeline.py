@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lockgate import faults, lake, warehouse
+from lockgate import faults, lake, observe, warehouse
 from lockgate.config import SourceConfig, TableConfig
 from lockgate.errors import LakeError
 from lockgate.incremental import Incremental, Slice, TableState, parse_time
@@ -86,6 +86,7 @@ def replay_version(
     return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
 
 
+@observe.stage("extract")  # metrics and OpenLineage events (lockgate.observe)
 def extract_stage(
     config: SourceConfig,
     table: TableConfig,
@@ -245,6 +246,7 @@ def table_checks(table: TableConfig, manifest: dict[str, Any]) -> list[Any]:
     return checks
 
 
+@observe.stage("validate")  # metrics and OpenLineage events (lockgate.observe)
 def validate_stage(
     config: SourceConfig,
     table: TableConfig,
@@ -396,6 +398,7 @@ def validate_stage(
     }
 
 
+@observe.stage("load")  # metrics and OpenLineage events (lockgate.observe)
 def load_stage(
     config: SourceConfig, table: TableConfig, run: RunInfo, raw_path: str, *, settings: Settings | None = None
 ) -> dict[str, Any]:
@@ -521,6 +524,7 @@ def _quarantine_rules(previous: dict[str, Any] | None, source: str, table: str) 
     return rules
 
 
+@observe.stage("publish")  # metrics and OpenLineage events (lockgate.observe)
 def publish_stage(
     config: SourceConfig, table: TableConfig, run: RunInfo, raw_path: str, *, settings: Settings | None = None
 ) -> dict[str, Any]:

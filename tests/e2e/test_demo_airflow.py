@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,54 @@ def fingerprint(env) -> dict[str, tuple[int, str]]:
     return {name.removeprefix("shop."): (int(count), digest) for name, count, digest in rows}
 
 
+# Read the demo's dag runs through Airflow's own ORM (the metadata DB may be SQLite or
+# PostgreSQL), in a subprocess with the demo's Airflow environment.
+_DAG_RUNS_SCRIPT = """
+import json
+from sqlalchemy import select
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+
+with create_session() as session:
+    runs = session.scalars(select(DagRun).where(DagRun.dag_id == "ingest_shop")).all()
+    fields = ("logical_date", "data_interval_start", "data_interval_end", "start_date", "end_date")
+    rows = [
+        {"run_id": r.run_id, "state": str(r.state), **{f: getattr(r, f).isoformat() for f in fields}}
+        for r in runs
+    ]
+print("DAG_RUNS=" + json.dumps(rows))
+"""
+
+
+def dag_runs(env) -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, "-c", _DAG_RUNS_SCRIPT],
+        env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags")},
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    line = next(line for line in out.stdout.splitlines() if line.startswith("DAG_RUNS="))
+    runs = json.loads(line.removeprefix("DAG_RUNS="))
+    for run in runs:
+        for key in ("logical_date", "data_interval_start", "data_interval_end", "start_date", "end_date"):
+            run[key] = datetime.fromisoformat(run[key])
+    return sorted(runs, key=lambda r: r["data_interval_start"])
+
+
+def assert_runs_look_real(runs: list[dict], days: list[str], window: tuple[datetime, datetime]) -> None:
+    """Each run ingested its day and shows, in the UI, when it really ran and how long it took."""
+    assert [r["data_interval_start"].date().isoformat() for r in runs] == days
+    for run in runs:
+        start, end = run["data_interval_start"], run["data_interval_end"]
+        assert end - start == timedelta(days=1) and start.time() == datetime.min.time(), run
+        assert window[0] <= run["start_date"] <= run["end_date"] <= window[1], (run, window)
+        assert run["end_date"] - run["start_date"] < timedelta(minutes=10), run
+
+
 def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_env):
     root, env = demo_env
+    first_started = datetime.now(UTC)
     first = lockgate(env, "demo", "--scale", "0.02", "--days", "2")
+    first_ended = datetime.now(UTC)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
     assert "2026-01-01..2026-01-02" in out and "2026-01-02..2026-01-03" in out
@@ -105,8 +151,14 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     document = next(line for line in reversed(runs.stdout.splitlines()) if line.startswith("[{") or line == "[]")
     states = [r["state"] for r in json.loads(document)]
     assert states == ["success", "success"]
+    # ...with their real start (not the logical date) and duration, and the intervals they ingested.
+    assert_runs_look_real(dag_runs(env), ["2026-01-01", "2026-01-02"], (first_started, first_ended))
 
     # Re-running the first (older) interval after the second must leave every table identical.
     again = lockgate(env, "demo", "--scale", "0.02", "--days", "1")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert fingerprint(env) == before
+    # The rerun replaced the first interval's run; both still look real.
+    runs = dag_runs(env)
+    assert_runs_look_real(runs, ["2026-01-01", "2026-01-02"], (first_started, datetime.now(UTC)))
+    assert runs[0]["start_date"] > first_ended  # the first interval's run is the rerun

@@ -41,6 +41,14 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+#: The stack's users (simple auth manager): name -> (role, password). ``outsider`` has no
+#: role, hence no access to any DAG.
+USERS = {
+    "admin": ("admin", secrets.token_urlsafe(12)),
+    "viewer": ("viewer", secrets.token_urlsafe(12)),
+    "outsider": ("", secrets.token_urlsafe(12)),
+}
+
 
 def tail(path: Path, lines: int = 40) -> str:
     try:
@@ -86,12 +94,15 @@ class ScenarioSource:
 
     ``yaml`` is the source file's text; ``{connection}`` in it is replaced by the
     connection id (``<name>_pg``). ``populate(conn)`` fills the source's own, fresh
-    PostgreSQL database (an autocommit psycopg connection).
+    PostgreSQL database (an autocommit psycopg connection). A source that is not a
+    PostgreSQL database gives ``connection_uri(folder)`` instead: it creates the source
+    in that folder and returns its connection URI.
     """
 
     name: str
     yaml: str | Callable[[], str]
-    populate: Callable[[Any], None]
+    populate: Callable[[Any], None] | None = None
+    connection_uri: Callable[[Path], str] | None = None
 
     @property
     def dag_id(self) -> str:
@@ -114,6 +125,7 @@ class AirflowStack:
     env: dict[str, str]
     api_port: int
     processes: dict[str, tuple[subprocess.Popen, Path]] = field(default_factory=dict)
+    _tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, home: Path, api_port: int, extra_env: dict[str, str], *, parallelism: int = 4) -> AirflowStack:
@@ -134,7 +146,6 @@ class AirflowStack:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__API__WORKERS": "1",
@@ -394,20 +405,33 @@ class AirflowStack:
 
     # -- REST API -------------------------------------------------------------------
 
-    def token(self) -> str:
-        """A JWT for the public API (the simple auth manager in all-admins mode hands one out)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}/auth/token", method="GET")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["access_token"]
-
-    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
-        """Call ``/api/v2<path>``; returns (HTTP status, decoded JSON or text)."""
-        data = json.dumps(body).encode() if body is not None else None
+    def token(self, user: str = "admin") -> str:
+        """A JWT for the public API: ``user`` (one of :data:`USERS`) logs in."""
+        cached = self._tokens.get(user)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        body = json.dumps({"username": user, "password": USERS[user][1]}).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}/api/v2{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"},
+            f"http://127.0.0.1:{self.api_port}/auth/token", data=body, method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token = json.loads(response.read())["access_token"]
+        self._tokens[user] = (token, time.monotonic() + 600)  # tokens live 24 h by default
+        return token
+
+    def api(self, method: str, path: str, body: dict | None = None, *, user: str = "admin") -> tuple[int, Any]:
+        """Call ``/api/v2<path>`` as ``user``; returns (HTTP status, decoded JSON or text)."""
+        return self.http(method, f"/api/v2{path}", body, token=self.token(user))
+
+    def http(self, method: str, path: str, body: dict | None = None, *, token: str | None = None) -> tuple[int, Any]:
+        """Call any path of the API server, with a bearer token or none."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}", data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -416,7 +440,7 @@ class AirflowStack:
             status, raw = exc.code, exc.read()
         try:
             return status, json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return status, raw.decode("utf-8", "replace")
 
     def trigger_run(
