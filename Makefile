@@ -35,9 +35,11 @@ lint: setup
 
 # The environment goes through a private file (it may hold connection passwords), never
 # through the terminal; it puts .venv/bin on PATH, binds the UI to 127.0.0.1 and gives
-# the SQLite metadata database a busy timeout.
+# the SQLite metadata database a busy timeout; `lockgate airflow-db` migrates it and
+# switches it to write-ahead logging, so CLI commands run beside the scheduler.
 airflow-ui: setup
-	@env_file="$$($(VENV)/bin/lockgate airflow-env)" && set -a && . "$$env_file" && set +a && exec airflow standalone
+	@env_file="$$($(VENV)/bin/lockgate airflow-env)" && set -a && . "$$env_file" && set +a && \
+		$(VENV)/bin/lockgate airflow-db && exec airflow standalone
 
 clean:
 	rm -rf lake warehouse .lockgate/airflow .lockgate/airflow.env .lockgate/logs .lockgate/demo

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 from lockgate import faults, lake, snapshot
 from lockgate.config import SourceConfig, TableConfig, load_source
+from lockgate.cursors import Cursor
 from lockgate.errors import SourceError
 from lockgate.incremental import Incremental, Slice, TableState, parse_time
 from lockgate.records import Plan, SliceStats
@@ -53,16 +54,33 @@ _NUMERIC = ("bigint", "int", "smallint", "tinyint", "decimal")
 log = logging.getLogger("lockgate")
 
 
-def slice_predicate(source: JdbcSource, window: Slice) -> str:
-    if window.full or not window.column:
+def slice_predicate(source: JdbcSource, window: Slice, cursor: Cursor | None = None) -> str:
+    """The slice on the source (:mod:`lockgate.cursors`: kinds, zones, NULL policy)."""
+    cursor = cursor or Cursor.named(window.column)
+    if window.full or cursor is None:
         return "1=1"
-    column = source.quote(window.column)
-    terms = []
-    if window.lo is not None:
-        terms.append(f"{column} >= {source.timestamp_literal(window.lo)}")
-    if window.hi is not None:
-        terms.append(f"{column} < {source.timestamp_literal(window.hi)}")
-    return " AND ".join(terms) or "1=1"
+    return cursor.source_predicate(source, window.lo, window.hi)
+
+
+def null_cursor_rows(spark, source: JdbcSource, table: TableConfig, window: Slice) -> int:
+    """Rows whose cursor is NULL (in no slice): ``fail`` raises naming the table and the
+    count; ``include`` reads them with every slice; ``exclude`` skips them (counted)."""
+    cursor = Cursor.of(table)
+    if window.full or cursor is None:
+        return 0
+    sql = f"SELECT COUNT(*) AS n FROM {source.table_ref(table.source_name)} WHERE {cursor.null_predicate(source)}"
+    count = int(_query(spark, source, sql, ["n"])[0]["n"])
+    if count and cursor.null_policy == "fail":
+        unreadable = " or SQLite cannot read as a time" if source.engine == "sqlite" and not cursor.epoch else ""
+        raise SourceError(
+            f"source {source.describe()}, table '{table.source_name}': {count} rows have a NULL cursor "
+            f"({cursor.name}{unreadable}); they are in no slice and would never be read. Fix them, or set "
+            "null_cursor: include (merge tables: read on every run) or exclude (skipped and counted)"
+        )
+    if count:
+        log.warning("%s: %d rows with a NULL cursor (%s) are %sd (null_cursor)", table.source_name, count,
+                    cursor.name, cursor.null_policy)  # fmt: skip
+    return count
 
 
 def _text(source: JdbcSource, expression: str) -> str:
@@ -255,7 +273,8 @@ def plan_extract(
 ) -> Plan:
     """What to read, decided once per run version: predicate, types, counts, key-range chunks."""
     horizon = source_horizon(spark, source)
-    predicate = slice_predicate(source, window)
+    null_rows = null_cursor_rows(spark, source, table, window)
+    predicate = slice_predicate(source, window, Cursor.of(table))
     custom_schema, casts = table_plan(spark, source, table)
     stats = slice_stats(spark, source, table, predicate)
     chunks: list[list[int] | None] = [None]
@@ -283,6 +302,7 @@ def plan_extract(
         safe_hi=Incremental.safe_high(window, [parse_time(v) for v in horizon.values()]),
         key_sample=sample,
         planned_at=datetime.now(UTC).isoformat(),
+        null_cursor_rows=null_rows,
     )
 
 
@@ -371,7 +391,8 @@ def _parquet_rows(files: list[Path]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
 
-def _parquet_summary(folder: Path, cursor: str | None) -> tuple[list[dict[str, Any]], int, Any, Any]:
+def _parquet_summary(folder: Path, cursor: Cursor | None) -> tuple[list[dict[str, Any]], int, Any, Any]:
+    """Files, rows and the cursor's min and max over the batch, as UTC instants."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -383,9 +404,10 @@ def _parquet_summary(folder: Path, cursor: str | None) -> tuple[list[dict[str, A
         )
         total += meta.num_rows
         if cursor and meta.num_rows:
-            column = pq.read_table(path, columns=[cursor]).column(0)
+            data = pq.read_table(path, columns=list(cursor.columns))
+            column = pc.coalesce(*data.columns) if len(cursor.columns) > 1 else data.column(0)
             bounds = pc.min_max(column)
-            f_lo, f_hi = bounds["min"].as_py(), bounds["max"].as_py()
+            f_lo, f_hi = cursor.instant(bounds["min"].as_py()), cursor.instant(bounds["max"].as_py())
             lo = f_lo if lo is None or (f_lo is not None and f_lo < lo) else lo
             hi = f_hi if hi is None or (f_hi is not None and f_hi > hi) else hi
     return files, total, lo, hi
@@ -695,7 +717,7 @@ def run_extract(
             ],
         }
     faults.hit("extract.before_seal", table.name)
-    files, rows, cursor_min, cursor_max = _parquet_summary(temp, window.column if table.incremental else None)
+    files, rows, cursor_min, cursor_max = _parquet_summary(temp, Cursor.of(table) if table.incremental else None)
     schema = done[0]["schema"]
     # Counts, sums and read horizons are the chunks' own, each from the view of the
     # source its rows were read in: the batch is as new as its earliest chunk, and the
@@ -717,6 +739,7 @@ def run_extract(
         "predicate": plan.predicate,
         "source_rows": source_rows,
         "source_sum": source_sum,
+        "rows_null_cursor": plan.null_cursor_rows,
         "rows": rows,
         "reader": plan.reader,
         "partitions": max(c["partitions"] for c in done),

@@ -66,8 +66,14 @@ def apply_casts(df: DataFrame, casts: dict[str, str]) -> DataFrame:
     if not casts:
         return df
     return df.select(
-        *[
-            F.col(f"`{name}`").cast(casts[name]).alias(name) if name in casts else F.col(f"`{name}`")
-            for name in df.columns
-        ]
+        *[_cast(F.col(f"`{name}`"), casts[name]).alias(name) if name in casts else F.col(f"`{name}`") for name in df.columns]
     )
+
+
+def _cast(column, target: str):
+    """Text → ``target``. A timestamp text with an offset (``…+02:00``, ``…Z``) is read
+    as that instant, in UTC (the session's zone), as SQLite's ``datetime()`` compares it
+    in a slice predicate; a text without one is kept as written."""
+    if target == "timestamp_ntz":
+        return column.cast("timestamp").cast("timestamp_ntz")
+    return column.cast(target)

@@ -93,6 +93,37 @@ def _fix_demo_run_starts(
     return result.returncode == 0
 
 
+def sqlite_metadata_file(conn: str) -> Path | None:
+    """The file of a ``sqlite:///<path>[?…]`` metadata URL (None for other databases)."""
+    if not conn.startswith("sqlite:///"):
+        return None
+    return Path(conn[len("sqlite:///"):].split("?", 1)[0])
+
+
+def prepare_airflow_db(env: dict[str, str], log_path: Path) -> bool:
+    """``airflow db migrate``, then, for SQLite metadata, write-ahead logging: readers
+    (the UI, the CLI) then never block the scheduler's writes, and with the busy timeout
+    a CLI command waits for the lock instead of failing with "database is locked"."""
+    if _airflow(["db", "migrate"], env, log_path) != 0:
+        print(f"error: 'airflow db migrate' failed; see {log_path}", file=sys.stderr)
+        return False
+    path = sqlite_metadata_file(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    if path is not None:
+        import sqlite3
+
+        with sqlite3.connect(path, timeout=60) as conn:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            print(f"warning: SQLite kept journal mode {mode} for {path}", file=sys.stderr)
+    return True
+
+
+def cmd_airflow_db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    log_path = state_dir(settings) / "logs" / "airflow-db-migrate.log"
+    return 0 if prepare_airflow_db(airflow_env(settings), log_path) else 1
+
+
 def run_summary(settings: Settings, source: str, since: datetime | None = None) -> list[dict]:
     """Audit rows of a source (those started at or after ``since`` when given)."""
     from lockgate import warehouse
@@ -165,8 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo source: {db} (kept; --recreate to build it again)")
     env = airflow_env(settings)
     logs = state_dir(settings) / "logs"
-    if _airflow(["db", "migrate"], env, logs / "airflow-db-migrate.log") != 0:
-        print(f"error: 'airflow db migrate' failed; see {logs / 'airflow-db-migrate.log'}", file=sys.stderr)
+    if not prepare_airflow_db(env, logs / "airflow-db-migrate.log"):
         return 1
     # `airflow dags test` names its run after the wall clock, so the demo's runs are
     # the audit rows started after this point.
@@ -372,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     env.add_argument("-o", "--output", help="file to write (default: <state dir>/airflow.env)")
     env.set_defaults(func=cmd_airflow_env)
+    db = sub.add_parser("airflow-db", help="migrate the local Airflow metadata database (SQLite: WAL mode)")
+    db.set_defaults(func=cmd_airflow_db)
     fp = sub.add_parser("fingerprint", help="row count and checksum of every warehouse table of a source")
     fp.add_argument("source")
     fp.set_defaults(func=cmd_fingerprint)

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from lockgate import cursors
 from lockgate.errors import ConfigError
 
 LoadMode = Literal["full", "append", "merge"]
@@ -61,7 +62,14 @@ class TableConfig(_Model):
         primary_key: key columns; required for ``merge``.
         mode: ``full`` (snapshot swap), ``append`` (replace the cursor slice) or
             ``merge`` (upsert by key, newest cursor wins).
-        cursor: timestamp column that slices incremental runs; required unless ``full``.
+        cursor: column that slices incremental runs, or ``COALESCE`` of columns
+            (``{coalesce: [updated_at, created_at]}``); required unless ``full``.
+        cursor_kind: ``timestamp``, ``date``, ``epoch_seconds`` or ``epoch_millis``
+            (:mod:`lockgate.cursors`).
+        cursor_timezone: the zone of a cursor's wall clock when the column has no time
+            zone (``timestamp``, ``DATETIME``, SQLite text); an IANA name.
+        null_cursor: rows whose cursor is NULL: ``fail`` the run, ``include`` them in
+            every read (``merge`` only) or ``exclude`` them (counted).
         lookback: re-read window before the interval start for late-committed rows.
         partition_column: numeric column for parallel JDBC reads; defaults to the
             first primary-key column.
@@ -91,7 +99,10 @@ class TableConfig(_Model):
     source_table: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
     primary_key: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
     mode: LoadMode = "merge"
-    cursor: str | None = Field(default=None, pattern=_IDENT)
+    cursor: str | None = None
+    cursor_kind: cursors.CursorKind = "timestamp"
+    cursor_timezone: str = "UTC"
+    null_cursor: cursors.NullCursorPolicy = "fail"
     lookback: timedelta = timedelta(0)
     partition_column: str | None = Field(default=None, pattern=_IDENT)
     partitions: int = Field(default=4, ge=1, le=256)
@@ -109,6 +120,17 @@ class TableConfig(_Model):
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
+    @field_validator("cursor", mode="before")
+    @classmethod
+    def _cursor(cls, value: Any) -> str | None:
+        return None if value is None else cursors.canonical(cursors.parse_columns(value))
+
+    @field_validator("cursor_timezone")
+    @classmethod
+    def _cursor_timezone(cls, value: str) -> str:
+        cursors.zone(value)
+        return value
+
     @field_validator("freshness", mode="before")
     @classmethod
     def _optional_duration(cls, value: Any) -> timedelta | None:
@@ -124,7 +146,17 @@ class TableConfig(_Model):
             raise ValueError(f"delete_propagation '{self.delete_propagation}' needs a 'primary_key'")
         if self.lookback < timedelta(0):
             raise ValueError("'lookback' must not be negative")
+        if self.null_cursor == "include" and self.mode != "merge":
+            raise ValueError(
+                "null_cursor 'include' reads NULL-cursor rows on every run: only mode 'merge' loads that "
+                "idempotently (by key); use 'exclude' or 'fail'"
+            )
         return self
+
+    @property
+    def cursor_columns(self) -> tuple[str, ...]:
+        """The columns the cursor reads (one, or those of its ``COALESCE``)."""
+        return cursors.parse_columns(self.cursor) if self.cursor else ()
 
     @property
     def source_name(self) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from lockgate import cursors
 from lockgate.config import TableConfig
 
 
@@ -132,7 +133,7 @@ class Incremental:
         if start is not None and end is not None and start < end:
             lo, reason = self._interval_lower(state, start)
             lo, reason = self._with_reread(state, lo, end, reason)
-            return Slice(table.cursor, lo, end, start, end, reason=reason)
+            return self._whole_days(Slice(table.cursor, lo, end, start, end, reason=reason))
         # A manual run: from the watermark (minus lookback) to when the run was created.
         upper = utc(run_created) or end or start
         watermark = utc(state.watermark)
@@ -142,7 +143,17 @@ class Incremental:
             lo = watermark - table.lookback
             reason = f"manual run: from the watermark {watermark.isoformat()} − lookback to when the run was created"
         lo, reason = self._with_reread(state, lo, upper, reason)
-        return Slice(table.cursor, lo, upper, lo, upper, reason=reason)
+        return self._whole_days(Slice(table.cursor, lo, upper, lo, upper, reason=reason))
+
+    def _whole_days(self, window: Slice) -> Slice:
+        """A ``date`` cursor reads whole days (midnights in ``cursor_timezone``): its
+        slice is widened outwards, so the warehouse deletes exactly the days read."""
+        if self.table.cursor_kind != "date":
+            return window
+        lo, hi = cursors.whole_days(window.lo, window.hi, cursors.zone(self.table.cursor_timezone))
+        if (lo, hi) == (window.lo, window.hi):
+            return window
+        return replace(window, lo=lo, hi=hi, reason=f"{window.reason}; widened to whole days (date cursor)")
 
     def _interval_lower(self, state: TableState, start: datetime) -> tuple[datetime | None, str]:
         lookback = self.table.lookback

@@ -17,6 +17,7 @@ from typing import Any
 
 from lockgate import faults, lake, observe, warehouse
 from lockgate.config import SourceConfig, TableConfig
+from lockgate.cursors import Cursor
 from lockgate.errors import LakeError
 from lockgate.incremental import Incremental, Slice, TableState, parse_time
 from lockgate.records import Manifest, RunInfo
@@ -147,6 +148,7 @@ def extract_stage(
                 raw_path=manifest["path"],
                 source_rows=batch.source_rows,
                 rows_extracted=batch.rows,
+                rows_null_cursor=manifest.get("rows_null_cursor"),
                 extract_seconds=manifest["extract_seconds"],
                 safe_hi=batch.safe_hi,
                 read_at=batch.read_at,
@@ -432,6 +434,7 @@ def load_stage(
                 schema=manifest["schema"],
                 primary_key=table.primary_key,
                 cursor=table.cursor,
+                cursor_rules=Cursor.of(table),
                 slice_lo=window.lo,
                 slice_hi=window.hi,
                 full_slice=window.full,
@@ -465,6 +468,7 @@ def load_stage(
                     key_files=[str(Path(raw_path) / f["path"]) for f in manifest["keys"]["files"]],
                     primary_key=table.primary_key,
                     cursor=table.cursor,
+                    cursor_rules=Cursor.of(table),
                     keys_read_at=parse_time(manifest["keys"].get("read_at")),
                 )
             faults.hit("load.before_commit", table.name)

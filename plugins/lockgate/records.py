@@ -67,6 +67,8 @@ class Plan:
     safe_hi: datetime | None = None
     key_sample: list[int] = field(default_factory=list)
     planned_at: str = ""
+    #: Rows whose cursor was NULL when the plan was made (``null_cursor``).
+    null_cursor_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,6 +92,7 @@ class Plan:
             safe_hi=parse_time(data.get("safe_hi")),
             key_sample=data.get("key_sample") or [],
             planned_at=data.get("planned_at") or "",
+            null_cursor_rows=int(data.get("null_cursor_rows") or 0),
         )
 
 

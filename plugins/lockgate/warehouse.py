@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
 from lockgate.incremental import TableState
 
@@ -83,6 +84,8 @@ ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS version INTEGER DEFAULT 0;
 -- When the batch's rows were read from the source (a replay keeps the original time).
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS read_at TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS replayed_from VARCHAR;
+-- Source rows skipped because their cursor is NULL (null_cursor: exclude).
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_null_cursor BIGINT;
 -- Delete propagation: the newest key snapshot applied to each table. Flags and deletes
 -- only move forward in snapshot time: an older key snapshot (a run that finished late,
 -- a replay) is not applied. Its own table: save_state rewrites lockgate.state rows.
@@ -218,14 +221,11 @@ def reconcile_schema(conn, source: str, table: str, manifest_schema: list[dict],
     return changes
 
 
-def _cursor_literal(conn, source: str, table: str, column: str, value: datetime) -> str:
-    kind = table_columns(conn, source, table).get(column, "")
-    utc = value.astimezone(UTC)
-    if kind == "TIMESTAMP WITH TIME ZONE":
-        return f"TIMESTAMPTZ '{utc.isoformat()}'"
-    if kind == "DATE":
-        return f"DATE '{utc.date().isoformat()}'"
-    return f"TIMESTAMP '{utc.replace(tzinfo=None).isoformat(sep=' ')}'"
+def _cursor_literal(conn, source: str, table: str, cursor: Cursor, value: datetime) -> str:
+    """A bound of the cursor for the warehouse column, equal to the source's bound
+    (:meth:`Cursor.duck_literal`: kinds, zones, whole days)."""
+    kind = table_columns(conn, source, table).get(cursor.columns[0], "")
+    return cursor.duck_literal(kind, value)
 
 
 def load_files(
@@ -247,6 +247,7 @@ def load_files(
     quarantine: list[tuple[str, str]] | None = None,
     quarantine_file: str | Path | None = None,
     sum_column: str | None = None,
+    cursor_rules: Cursor | None = None,
 ) -> dict[str, Any]:
     """Load Parquet files into ``<source>.<table>`` in the caller's open transaction.
 
@@ -261,6 +262,7 @@ def load_files(
     cursor per key anyway.
     """
     changes = reconcile_schema(conn, source, table, schema, run_id)
+    cursor_rules = cursor_rules or Cursor.named(cursor)
     target = f"{q(source)}.{q(table)}"
     columns = [col["name"] for col in schema]
     select_list = ", ".join(q(c) for c in columns)
@@ -294,15 +296,15 @@ def load_files(
             conn.execute(f"DELETE FROM {target}")
             conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
     elif mode == "append":
-        own = _range_sql(conn, source, table, cursor, slice_lo, slice_hi)
-        taken = " OR ".join(_range_sql(conn, source, table, cursor, lo, hi) for lo, hi in newer)
+        own = _range_sql(conn, source, table, cursor_rules, slice_lo, slice_hi)
+        taken = " OR ".join(_range_sql(conn, source, table, cursor_rules, lo, hi) for lo, hi in newer)
         keep = f"NOT ({taken})" if taken else "true"
         if taken:
             superseded = conn.execute(f"SELECT count(*) FROM lockgate_stage WHERE NOT ({keep})").fetchone()[0]
         conn.execute(f"DELETE FROM {target} WHERE ({own}) AND {keep}")
         conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage WHERE {keep}")
     elif mode == "merge":
-        _merge(conn, target, columns, primary_key, cursor, empty_target=before == 0)
+        _merge(conn, target, columns, primary_key, cursor_rules, empty_target=before == 0)
     else:
         raise ConfigError(f"{source}.{table}: unknown load mode '{mode}'")
     after = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
@@ -334,16 +336,17 @@ def newer_reads(
     return [(lo, hi) for lo, hi in rows]
 
 
-def _range_sql(conn, source: str, table: str, cursor: str, lo: datetime | None, hi: datetime | None) -> str:
-    terms = []
+def _range_sql(conn, source: str, table: str, cursor: Cursor, lo: datetime | None, hi: datetime | None) -> str:
+    """The warehouse rows of a slice: the same cursor expression and bounds as the read."""
+    expr, terms = cursor.duck_expr(), []
     if lo is not None:
-        terms.append(f"{q(cursor)} >= {_cursor_literal(conn, source, table, cursor, lo)}")
+        terms.append(f"{expr} >= {_cursor_literal(conn, source, table, cursor, lo)}")
     if hi is not None:
-        terms.append(f"{q(cursor)} < {_cursor_literal(conn, source, table, cursor, hi)}")
+        terms.append(f"{expr} < {_cursor_literal(conn, source, table, cursor, hi)}")
     return "(" + (" AND ".join(terms) or "true") + ")"
 
 
-def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor: str, *, empty_target: bool) -> None:
+def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor: Cursor, *, empty_target: bool) -> None:
     """Upsert ``lockgate_stage`` into ``target``: per key the row with the newest cursor wins.
 
     Each step is skipped when it cannot change anything, because on a large batch each
@@ -362,13 +365,14 @@ def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor
     if distinct < rows:
         conn.execute(
             "CREATE OR REPLACE TEMP TABLE lockgate_batch AS SELECT * FROM lockgate_stage "
-            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {q(cursor)} DESC NULLS LAST) = 1"
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list} ORDER BY {cursor.duck_expr()} DESC NULLS LAST) = 1"
         )
         batch = "lockgate_batch"
     if empty_target:
         conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {batch}")
     else:
-        newer = f"(s.{q(cursor)} >= t.{q(cursor)} OR t.{q(cursor)} IS NULL)"
+        s_cursor, t_cursor = cursor.duck_expr("s."), cursor.duck_expr("t.")
+        newer = f"({s_cursor} >= {t_cursor} OR {t_cursor} IS NULL)"
         conn.execute(f"DELETE FROM {target} t USING {batch} s WHERE {keys} AND {newer}")
         # Rows still matching a batch key are newer than the batch's: keep them.
         conn.execute(
@@ -419,7 +423,7 @@ _RUN_COLUMNS = {
     "mode", "interval_start", "interval_end", "slice_lo", "slice_hi", "raw_path", "source_rows",
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
-    "load_seconds", "safe_hi", "rows_deleted", "rules_passed", "read_at", "replayed_from",
+    "load_seconds", "safe_hi", "rows_deleted", "rules_passed", "read_at", "replayed_from", "rows_null_cursor",
 }  # fmt: skip
 _RUN_KEY = "source = ? AND table_name = ? AND run_id = ? AND coalesce(version, 0) = ?"
 
@@ -514,6 +518,7 @@ def propagate_deletes(
     primary_key: list[str],
     cursor: str | None,
     keys_read_at: datetime | None,
+    cursor_rules: Cursor | None = None,
 ) -> int:
     """Remove (``delete``) or mark (``flag``) warehouse rows whose key is gone from the source.
 
@@ -548,8 +553,10 @@ def propagate_deletes(
     conn.execute(f"CREATE OR REPLACE TEMP TABLE lockgate_keys AS SELECT * FROM read_parquet({file_list})")
     match = " AND ".join(f"k.{q(c)} = t.{q(c)}" for c in primary_key)
     gone = f"NOT EXISTS (SELECT 1 FROM lockgate_keys k WHERE {match})"
-    if cursor and keys_read_at is not None:
-        gone += f" AND t.{q(cursor)} < {_cursor_literal(conn, source, table, cursor, keys_read_at)}"
+    cursor_rules = cursor_rules or Cursor.named(cursor)
+    if cursor_rules and keys_read_at is not None:
+        literal = _cursor_literal(conn, source, table, cursor_rules, keys_read_at)
+        gone += f" AND {cursor_rules.duck_expr('t.')} < {literal}"
     if policy == "delete":
         count = conn.execute(f"SELECT count(*) FROM {target} t WHERE {gone}").fetchone()[0]
         conn.execute(f"DELETE FROM {target} t WHERE {gone}")

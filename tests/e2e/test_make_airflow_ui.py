@@ -1,0 +1,135 @@
+"""`make airflow-ui` as the README documents it, from a shell without the venv on PATH:
+the UI listens on 127.0.0.1 only, serves the Lockgate page behind a login, and the
+README's Airflow CLI commands (`airflow backfill create`, `airflow dags trigger
+--conf`) work beside its scheduler, with the environment `lockgate airflow-env` writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(root: Path, port: int) -> dict[str, str]:
+    """A new user's shell: no venv on PATH, no Lockgate/Airflow variables, own state."""
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKGATE_", "VIRTUAL_ENV"))}
+    return {
+        **env, "PATH": path, "LOCKGATE_STATE_DIR": str(root / "state"), "AIRFLOW__API__PORT": str(port),
+        "LOCKGATE_LAKE_ROOT": str(root / "lake"), "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "w.duckdb"),
+    }  # fmt: skip
+
+
+def http(url: str, *, data: dict | None = None, token: str | None = None) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"make airflow-ui exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+        try:
+            if http(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(2)
+    raise AssertionError(f"nothing answered {url} within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def in_airflow_env(env: dict[str, str], command: str) -> subprocess.CompletedProcess:
+    """A README command, run as the README says: after loading `lockgate airflow-env`."""
+    script = f'set -a; . "$(.venv/bin/lockgate airflow-env 2>/dev/null)"; set +a; {command}'
+    return subprocess.run(["bash", "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    from lockgate.demo.shop_db import create_shop_db
+
+    root = tmp_path_factory.mktemp("airflow-ui")
+    port = free_port()
+    env = clean_env(root, port)
+    create_shop_db(root / "state" / "demo" / "shop.db", scale=0.02, start=date(2026, 1, 1), days=1)
+    log = root / "make-airflow-ui.log"
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(["make", "airflow-ui"], cwd=PROJECT_ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v2/version", process, log)
+        yield root, port, env, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_ui_listens_on_loopback_only_and_serves_the_page_behind_a_login(standalone):
+    root, port, _, _ = standalone
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    addresses = {line.split()[3] for line in listening.stdout.splitlines()}
+    assert addresses == {f"127.0.0.1:{port}"}, f"the API server listens on {addresses}"
+    base = f"http://127.0.0.1:{port}"
+    assert http(f"{base}/lockgate/")[0] == 401
+    passwords = json.loads(
+        (root / "state" / "airflow" / "simple_auth_manager_passwords.json.generated").read_text(encoding="utf-8")
+    )
+    status, body = http(f"{base}/auth/token", data={"username": "admin", "password": passwords["admin"]})
+    assert status == 201, body
+    token = json.loads(body)["access_token"]
+    status, page = http(f"{base}/lockgate/", token=token)
+    assert status == 200 and "data-source='shop'" in page, page[:500]
+
+
+def test_readme_cli_commands_work_beside_the_scheduler(standalone):
+    root, port, env, log = standalone
+    # The dag-processor of `airflow standalone` parses the DAG first.
+    deadline = time.monotonic() + 240
+    while True:
+        listed = in_airflow_env(env, "airflow dags list -o plain")
+        if "ingest_shop" in listed.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert "ingest_shop" in listed.stdout, listed.stdout + listed.stderr
+    # Paused: the runs are created (what the commands must do) but not executed.
+    backfill = in_airflow_env(
+        env, "airflow backfill create --dag-id ingest_shop --from-date 2026-01-01 --to-date 2026-01-03 --max-active-runs 4"
+    )
+    assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
+    trigger = in_airflow_env(env, """airflow dags trigger ingest_shop --conf '{"tables": ["orders"], "full_refresh": true}'""")
+    assert trigger.returncode == 0, trigger.stdout[-2000:] + trigger.stderr[-2000:]
+    runs = in_airflow_env(env, "airflow dags list-runs ingest_shop -o json")
+    assert runs.returncode == 0, runs.stderr[-2000:]
+    listed_runs = json.loads(next(line for line in runs.stdout.splitlines() if line.startswith("[{")))
+    kinds = sorted(r["run_id"].split("__")[0] for r in listed_runs)
+    assert kinds == ["backfill", "backfill", "backfill", "manual"], listed_runs
+    assert "database is locked" not in log.read_text(encoding="utf-8")
