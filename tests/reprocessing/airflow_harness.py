@@ -88,6 +88,38 @@ LOG_FILENAME_TEMPLATE = (
 )
 
 
+# -- the events/accounts schema the Airflow-through scenarios share ---------------------
+
+#: Columns per table (the key first).
+SCENARIO_COLUMNS = {
+    "events": ["event_id", "account_id", "kind", "amount", "created_at"],
+    "accounts": ["account_id", "name", "status", "balance", "updated_at"],
+}
+SCENARIO_DDL = {
+    "events": "CREATE TABLE events (event_id BIGINT PRIMARY KEY, account_id INTEGER NOT NULL, "
+    "kind VARCHAR(20) NOT NULL, amount NUMERIC(12,2), created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)",
+    "accounts": "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, "
+    "status VARCHAR(20), balance NUMERIC(12,2), updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)",
+}
+_SCENARIO_TABLES = {
+    "events": "  - name: events\n    mode: append\n    cursor: created_at\n    primary_key: [event_id]\n",
+    "accounts": "  - name: accounts\n    mode: merge\n    cursor: updated_at\n    primary_key: [account_id]\n",
+}
+
+
+def scenario_yaml(source: str, description: str, *, start_date: str, tables=("events", "accounts"), **settings) -> str:
+    """A source file over the shared schema; ``settings`` are further top-level keys
+    (``max_active_runs=2``, ``retries=0``, ...), written as given."""
+    lines = [f"source: {source}", f"description: {description}", "connection: {connection}", 'schedule: "@daily"',
+             f"start_date: {start_date}", *(f"{key}: {value}" for key, value in settings.items()), "tables:"]  # fmt: skip
+    return "\n".join(lines) + "\n" + "".join(_SCENARIO_TABLES[t] for t in tables)
+
+
+def create_scenario_tables(conn, tables=("events", "accounts")) -> None:
+    for table in tables:
+        conn.execute(SCENARIO_DDL[table])
+
+
 @dataclass(frozen=True)
 class ScenarioSource:
     """One Lockgate source served by the shared Airflow stack.

@@ -1,6 +1,6 @@
 """A small source-side harness for the reprocessing scenarios.
 
-``Source`` wraps a real PostgreSQL or MariaDB database: it creates the scenario's
+``Source`` wraps a real PostgreSQL, MariaDB or SQLite database: it creates the scenario's
 tables, changes rows, and runs Lockgate's four stages for an interval exactly as the
 DAG's tasks do (one call per task, same run id on a retry). ``assert_converged``
 compares the warehouse with the source by row count and a per-table checksum of every
@@ -49,6 +49,15 @@ TABLE_CONFIG = {
 }  # fmt: skip
 
 
+def _sqlite_param(value: Any) -> Any:
+    """Python's sqlite3 stores neither Decimal nor (from 3.12) datetime by itself."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
 def _norm(value: Any) -> Any:
     if isinstance(value, datetime):
         return naive(value) if value.tzinfo else value
@@ -59,9 +68,19 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def _sqlite_value(value: Any, declared: str) -> Any:
+    """A SQLite text time as the warehouse holds it (naive UTC), other values as they are."""
+    if not isinstance(value, str) or not any(t in declared.upper() for t in ("DATE", "TIME")):
+        return value
+    parsed = datetime.fromisoformat(value.strip())
+    if declared.upper() == "DATE":
+        return parsed.date()
+    return naive(parsed) if parsed.tzinfo else parsed
+
+
 @dataclass
 class Source:
-    engine: str  # "postgres" | "mariadb"
+    engine: str  # "postgres" | "mariadb" | "sqlite"
     conn: Any  # an autocommit DB-API connection to the source database
     database: str
     settings: Any
@@ -71,16 +90,21 @@ class Source:
 
     @property
     def ts_type(self) -> str:
-        return "TIMESTAMP" if self.engine == "postgres" else "DATETIME(6)"
+        return {"postgres": "TIMESTAMP", "sqlite": "DATETIME"}.get(self.engine, "DATETIME(6)")
 
     @property
     def connection_uri(self) -> str:
         if self.engine == "postgres":
             return f"postgres://postgres@127.0.0.1:5432/{self.database}"
+        if self.engine == "sqlite":
+            return f"sqlite:///{self.database}"  # database: the file's absolute path
         return f"mysql://root@127.0.0.1:3306/{self.database}"
 
     # --- source side -------------------------------------------------------------
     def sql(self, statement: str, params: tuple | list | None = None) -> list[tuple]:
+        if self.engine == "sqlite":
+            cur = self.conn.execute(statement.replace("%s", "?"), params or ())
+            return cur.fetchall() if cur.description else []
         if self.engine == "postgres":
             cur = self.conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
@@ -89,7 +113,9 @@ class Source:
             return list(cur.fetchall()) if cur.description else []
 
     def many(self, statement: str, rows: list[tuple]) -> None:
-        if self.engine == "postgres":
+        if self.engine == "sqlite":
+            self.conn.executemany(statement.replace("%s", "?"), [tuple(_sqlite_param(v) for v in r) for r in rows])
+        elif self.engine == "postgres":
             with self.conn.cursor() as cur:
                 cur.executemany(statement, rows)
         else:
@@ -162,6 +188,12 @@ class Source:
     # --- comparison --------------------------------------------------------------
     def source_rows(self, table: str) -> tuple[list[str], list[tuple]]:
         key = self.tables[table]["primary_key"][0]
+        if self.engine == "sqlite":
+            declared = [t for _, t in self.sql(f"SELECT name, type FROM pragma_table_info('{table}')")]
+            cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
+            columns = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+            return columns, [tuple(_norm(_sqlite_value(v, t)) for v, t in zip(r, declared, strict=True)) for r in rows]
         if self.engine == "postgres":
             cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
             columns = [d.name for d in cur.description]

@@ -20,7 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.reprocessing.airflow_harness import AirflowStack, ScenarioSource, table_mismatch
+from tests.reprocessing.airflow_harness import (
+    SCENARIO_COLUMNS,
+    AirflowStack,
+    ScenarioSource,
+    create_scenario_tables,
+    scenario_yaml,
+    table_mismatch,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -34,30 +41,13 @@ FIRST_ROW_DAY = START - timedelta(days=2)
 FAR_AHEAD = "2099-01-01"
 EVENTS_PER_DAY = 12
 ACCOUNTS = 60
-COLUMNS = {
-    "events": ["event_id", "account_id", "kind", "amount", "created_at"],
-    "accounts": ["account_id", "name", "status", "balance", "updated_at"],
-}
+COLUMNS = SCENARIO_COLUMNS
 CURSOR = {"events": "created_at", "accounts": "updated_at"}
 
-SOURCE_YAML = """\
-source: gap
-description: Catch-up scenario source (a paused DAG, then unpaused)
-connection: {connection}
-schedule: "@daily"
-start_date: {start_date}
-max_active_runs: 2
-retries: 0
-tables:
-  - name: events
-    mode: append
-    cursor: created_at
-    primary_key: [event_id]
-  - name: accounts
-    mode: merge
-    cursor: updated_at
-    primary_key: [account_id]
-"""
+SOURCE_YAML = scenario_yaml(
+    SOURCE, "Catch-up scenario source (a paused DAG, then unpaused)", start_date="{start_date}", max_active_runs=2,
+    retries=0,
+)
 
 
 def source_yaml(start_date: str) -> str:
@@ -71,14 +61,7 @@ def naive(value: datetime) -> datetime:
 def populate(conn) -> None:
     """Events on every day from two days before ``START`` to today's midnight and a little
     after it (interval edges included); accounts updated across the same days."""
-    conn.execute(
-        "CREATE TABLE events (event_id BIGINT PRIMARY KEY, account_id INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, "
-        "amount NUMERIC(12,2), created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
-    conn.execute(
-        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, status VARCHAR(20), "
-        "balance NUMERIC(12,2), updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
+    create_scenario_tables(conn)
     days = (TODAY - FIRST_ROW_DAY).days
     events = []
     for d in range(days):

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.reprocessing.airflow_harness import (
+    SCENARIO_COLUMNS,
     AirflowStack,
     ScenarioSource,
+    create_scenario_tables,
     file_digests,
+    scenario_yaml,
     table_mismatch,
 )
 
@@ -28,30 +31,10 @@ SOURCE = "rr"
 DAG_ID = f"ingest_{SOURCE}"
 DAY = datetime(2026, 5, 10, tzinfo=UTC)
 DAY_TEXT = DAY.date().isoformat()
-COLUMNS = {
-    "events": ["event_id", "account_id", "kind", "amount", "created_at"],
-    "accounts": ["account_id", "name", "status", "balance", "updated_at"],
-}
+COLUMNS = SCENARIO_COLUMNS
 
 # start_date far ahead: unpausing makes no scheduled run, only the backfill runs.
-SOURCE_YAML = """\
-source: rr
-description: Reprocessing scenario source
-connection: {connection}
-schedule: "@daily"
-start_date: 2099-01-01
-max_active_runs: 1
-retries: 0
-tables:
-  - name: events
-    mode: append
-    cursor: created_at
-    primary_key: [event_id]
-  - name: accounts
-    mode: merge
-    cursor: updated_at
-    primary_key: [account_id]
-"""
+SOURCE_YAML = scenario_yaml(SOURCE, "Reprocessing scenario source", start_date="2099-01-01", max_active_runs=1, retries=0)
 
 
 def naive(value: datetime) -> datetime:
@@ -60,14 +43,7 @@ def naive(value: datetime) -> datetime:
 
 def populate(conn) -> None:
     """Rows only inside [DAY, DAY + 1 day), its edges included."""
-    conn.execute(
-        "CREATE TABLE events (event_id BIGINT PRIMARY KEY, account_id INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, "
-        "amount NUMERIC(12,2), created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
-    conn.execute(
-        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, status VARCHAR(20), "
-        "balance NUMERIC(12,2), updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
+    create_scenario_tables(conn)
     day = naive(DAY)
     events = []
     for i in range(40):

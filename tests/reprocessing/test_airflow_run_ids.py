@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.reprocessing.airflow_harness import (
+    SCENARIO_COLUMNS,
     AirflowStack,
     ScenarioSource,
+    create_scenario_tables,
     file_digests,
+    scenario_yaml,
     sealed_folders,
     table_mismatch,
 )
@@ -31,7 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 SOURCE = "rid"
 DAG_ID = f"ingest_{SOURCE}"
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
-COLUMNS = ["event_id", "account_id", "kind", "amount", "created_at"]
+COLUMNS = SCENARIO_COLUMNS["events"]
 
 HOSTILE_RUN_IDS = [
     ".",  # the interval folder itself
@@ -49,27 +52,13 @@ AIRFLOW_CANNOT_FINISH = {".", ".."}
 
 # Airflow gives a manual run task instances only if its logical date is not before the
 # DAG's start_date; unpausing makes one scheduled run (today's latest interval) as well.
-SOURCE_YAML = """\
-source: rid
-description: Run-id scenario source
-connection: {connection}
-schedule: "@daily"
-start_date: 2026-06-01
-max_active_runs: 6
-retries: 0
-tables:
-  - name: events
-    mode: append
-    cursor: created_at
-    primary_key: [event_id]
-"""
+SOURCE_YAML = scenario_yaml(
+    SOURCE, "Run-id scenario source", start_date="2026-06-01", tables=("events",), max_active_runs=6, retries=0
+)
 
 
 def populate(conn) -> None:
-    conn.execute(
-        "CREATE TABLE events (event_id BIGINT PRIMARY KEY, account_id INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, "
-        "amount NUMERIC(12,2), created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
+    create_scenario_tables(conn, ("events",))
     day = DAY.replace(tzinfo=None)
     rows = [(i + 1, i % 7, "view", i * 3, day + timedelta(seconds=i * 1500)) for i in range(50)]
     with conn.cursor() as cur:

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.reprocessing.airflow_harness import AirflowStack, ScenarioSource, norm, tail
+from tests.reprocessing.airflow_harness import (
+    SCENARIO_COLUMNS,
+    AirflowStack,
+    ScenarioSource,
+    create_scenario_tables,
+    norm,
+    scenario_yaml,
+    tail,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -29,30 +37,11 @@ EVENTS_PER_DAY = 40
 ACCOUNTS = 300
 BACKFILL_TIMEOUT = 25 * 60
 
-SOURCE_YAML = """\
-source: bf
-description: Backfill scenario source
-connection: {connection}
-schedule: "@daily"
-start_date: 2026-02-01
-max_active_runs: 4
-retries: 1
-retry_delay: 1s
-tables:
-  - name: events
-    mode: append
-    cursor: created_at
-    primary_key: [event_id]
-  - name: accounts
-    mode: merge
-    cursor: updated_at
-    primary_key: [account_id]
-"""
+SOURCE_YAML = scenario_yaml(
+    "bf", "Backfill scenario source", start_date="2026-02-01", max_active_runs=4, retries=1, retry_delay="1s"
+)
 
-COLUMNS = {
-    "events": ["event_id", "account_id", "kind", "amount", "created_at"],
-    "accounts": ["account_id", "name", "status", "balance", "updated_at"],
-}
+COLUMNS = SCENARIO_COLUMNS
 KEYS = {"events": "event_id", "accounts": "account_id"}
 
 
@@ -62,14 +51,7 @@ def naive_utc(day: datetime) -> datetime:
 
 def populate(conn) -> None:
     """Rows spread over the 30 days, including rows exactly at midnight (an interval edge)."""
-    conn.execute(
-        "CREATE TABLE events (event_id BIGINT PRIMARY KEY, account_id INTEGER NOT NULL, kind VARCHAR(20) NOT NULL, "
-        "amount NUMERIC(12,2), created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
-    conn.execute(
-        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, status VARCHAR(20), "
-        "balance NUMERIC(12,2), updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL)"
-    )
+    create_scenario_tables(conn)
     kinds = ["view", "click", "purchase", "refund"]
     events = []
     for d in range(DAYS):
