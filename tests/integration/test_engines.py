@@ -4,6 +4,8 @@ row for row, and a broken source gets a clear error that never shows the passwor
 
 from __future__ import annotations
 
+import json
+
 import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -353,8 +355,13 @@ def test_broken_source_gets_a_clear_error_without_the_password(
         pipeline.extract_stage(config, config.tables[0], run, settings=lake_env, spark=spark)
     assert password not in str(info.value)
     assert "no_such_table" in str(info.value) and "127.0.0.1" in str(info.value)
-    # Nothing half-written: no sealed folder and no leftover temporary output.
-    assert not [p for p in lake_env.lake_root.rglob("*") if p.is_file()]
+    # Nothing half-written: no sealed folder and no leftover temporary output; only the
+    # lineage log, which records the failure (without the password).
+    lineage = lake_env.lake_root / "lineage"
+    assert not [p for p in lake_env.lake_root.rglob("*") if p.is_file() and lineage not in p.parents]
+    events = [json.loads(line) for f in lineage.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"], events
+    assert password not in json.dumps(events)
 
 
 def test_rerun_of_the_same_interval_changes_nothing(pg_conn, pg_database, lake_env, spark, monkeypatch):
