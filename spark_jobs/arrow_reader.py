@@ -67,7 +67,9 @@ def select_list(source: JdbcSource, schema) -> str | None:
     for field in schema.fields:
         name = source.quote(field.name)
         kind = field.dataType.typeName()
-        if kind == "string":
+        if kind == "string" and str(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING", "")).startswith("char("):
+            items.append(name)  # char(n): as PostgreSQL returns it, padded (a cast to text trims it)
+        elif kind == "string":
             items.append(f"CAST({name} AS TEXT) AS {name}")
         elif kind == "decimal":
             # The server rounds to Spark's scale, as the JDBC reader does, and sends

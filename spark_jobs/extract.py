@@ -29,6 +29,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,7 +43,8 @@ from lockgate.settings import Settings, load_settings
 from lockgate.sources import JdbcSource, resolve_source
 
 from spark_jobs import arrow_reader
-from spark_jobs.transforms import apply_casts, sqlite_type_plan
+from spark_jobs.columns import ReadSetup, hash_in_spark, prepare_read, relation
+from spark_jobs.transforms import apply_casts
 
 #: A partition should carry at least this many rows; smaller slices use fewer reads.
 MIN_ROWS_PER_PARTITION = 5_000
@@ -154,17 +156,6 @@ def _explain_source_error(exc: Exception, source: JdbcSource, table: str) -> Sou
     return SourceError(mask(f"{where}, table '{table}': {reason}", source.password))
 
 
-def table_plan(spark, source: JdbcSource, table: TableConfig) -> tuple[str | None, dict[str, str]]:
-    """customSchema and casts needed to read the table without loss."""
-    if source.engine != "sqlite":
-        return None, {}
-    name = table.source_name.split(".")[-1].replace("'", "''")
-    rows = _query(spark, source, f"SELECT name, type FROM pragma_table_info('{name}')", ["name", "type"])
-    if not rows:
-        raise SourceError(f"source {source.describe()}: table '{table.source_name}' does not exist")
-    return sqlite_type_plan([(row["name"], row["type"]) for row in rows])
-
-
 def _totals(source: JdbcSource, table: TableConfig) -> tuple[list[str], list[str]]:
     """SELECT items (and their names) of a row count and the ``reconcile_sum`` column's sum."""
     select, names = ["COUNT(*) AS n"], ["n"]
@@ -194,6 +185,13 @@ def slice_stats(spark, source: JdbcSource, table: TableConfig, predicate: str) -
         except ValueError:  # not an integer column: read in one partition
             pass
     return SliceStats(rows=int(row["n"]), lo=lo, hi=hi, total=row["total"] if table.reconcile_sum else None)
+
+
+def _prepare_columns(spark, source: JdbcSource, table: TableConfig, predicate: str, label: str) -> ReadSetup:
+    """Column selection, type plan and the checks of :func:`spark_jobs.columns.prepare_read`
+    (``label``: ``<source>.<table>`` for messages)."""
+    query = partial(_query, spark, source)
+    return prepare_read(spark, query, source, table, predicate, label or f"?.{table.name}")
 
 
 def _partitions(table: TableConfig, rows: int, lo: int | None, hi: int | None) -> int:
@@ -269,13 +267,14 @@ def key_histogram(spark, source: JdbcSource, table: TableConfig) -> list[int]:
 
 
 def plan_extract(
-    spark, source: JdbcSource, table: TableConfig, window: Slice, run_id: str, version: int
+    spark, source: JdbcSource, table: TableConfig, window: Slice, run_id: str, version: int, *, label: str = ""
 ) -> Plan:
     """What to read, decided once per run version: predicate, types, counts, key-range chunks."""
     horizon = source_horizon(spark, source)
     null_rows = null_cursor_rows(spark, source, table, window)
     predicate = slice_predicate(source, window, Cursor.of(table))
-    custom_schema, casts = table_plan(spark, source, table)
+    # Columns whose type or values the warehouse cannot hold fail here, before any read.
+    columns = _prepare_columns(spark, source, table, predicate, label)
     stats = slice_stats(spark, source, table, predicate)
     chunks: list[list[int] | None] = [None]
     if stats.lo is not None and stats.rows > table.chunk_rows:
@@ -296,12 +295,14 @@ def plan_extract(
         reader="jdbc" if reason else "arrow",
         stats=stats,
         chunks=chunks,
-        custom_schema=custom_schema,
-        casts=casts,
+        custom_schema=columns.custom_schema,
+        casts=columns.casts,
         horizon=horizon,
         safe_hi=Incremental.safe_high(window, [parse_time(v) for v in horizon.values()]),
         key_sample=sample,
         planned_at=datetime.now(UTC).isoformat(),
+        select=columns.select,
+        spark_hashed=columns.spark_hashed,
         null_cursor_rows=null_rows,
     )
 
@@ -350,7 +351,7 @@ def read_chunk(
     partitions = _partitions(table, bounds.rows, bounds.lo, bounds.hi)
     options = {
         **source.jdbc_options(),
-        "dbtable": f"(SELECT * FROM {source.table_ref(table.source_name)} WHERE {bounds.predicate}) lockgate_slice",
+        "dbtable": f"(SELECT * FROM {relation(source, table, plan.select)} WHERE {bounds.predicate}) lockgate_slice",
         "fetchsize": str(table.fetch_size),
         "preferTimestampNTZ": "true",
     }
@@ -366,7 +367,7 @@ def read_chunk(
             numPartitions=str(partitions),
         )
     df = spark.read.format("jdbc").options(**options).load()
-    return apply_casts(df, plan.casts), partitions
+    return hash_in_spark(apply_casts(df, plan.casts), plan.spark_hashed), partitions
 
 
 def _snapshot_options(snapshot_id: str) -> dict[str, str]:
@@ -430,7 +431,7 @@ def _read_chunk_files(
     files = None
     if plan.reader == "arrow":
         files = arrow_reader.write_ranges(
-            spark, source, source.table_ref(table.source_name), bounds.predicate, df.schema, table.split_column,
+            spark, source, relation(source, table, plan.select), bounds.predicate, df.schema, table.split_column,
             None if bounds.lo is None else (bounds.lo, bounds.hi), partitions, temp, rows=bounds.rows,
             nulls=bounds.nulls, sample=plan.key_sample, ceiling=bounds.ceiling, snapshot=snapshot_id,
         )  # fmt: skip
@@ -621,16 +622,17 @@ def _sum_text(totals: list[str | None]) -> str | None:
 def sample_table(spark, source: JdbcSource, table: TableConfig, rows: int):
     """Up to ``rows`` rows of the table, typed as an extract would type them."""
     try:
-        custom_schema, casts = table_plan(spark, source, table)
+        setup = _prepare_columns(spark, source, table, "1=1", "")  # the columns an extract would read
         options = {
             **source.jdbc_options(),
-            "dbtable": f"(SELECT * FROM {source.table_ref(table.source_name)} LIMIT {int(rows)}) lockgate_sample",
+            "dbtable": f"(SELECT * FROM {relation(source, table, setup.select)} LIMIT {int(rows)}) lockgate_sample",
             "fetchsize": str(table.fetch_size),
             "preferTimestampNTZ": "true",
         }
-        if custom_schema:
-            options["customSchema"] = custom_schema
-        return apply_casts(spark.read.format("jdbc").options(**options).load(), casts).cache()
+        if setup.custom_schema:
+            options["customSchema"] = setup.custom_schema
+        df = spark.read.format("jdbc").options(**options).load()
+        return hash_in_spark(apply_casts(df, setup.casts), setup.spark_hashed).cache()
     except Exception as exc:
         if exc.__class__.__module__.startswith(_CLIENT_ERRORS):
             raise _explain_source_error(exc, source, table.source_name) from None
@@ -686,7 +688,7 @@ def run_extract(
     plan_file = lake.plan_path(settings.lake_root, config.source, table.name, run_id, version)
     try:
         if plan is None:
-            plan = plan_extract(spark, source, table, window, run_id, version)
+            plan = plan_extract(spark, source, table, window, run_id, version, label=f"{config.source}.{table.name}")
             lake.write_json_atomic(plan_file, plan.to_json())
         keys_folder = partial / ".keys.tmp" if table.delete_propagation != "none" else None
         done, keys = _extract_chunks(

@@ -114,6 +114,10 @@ class TableConfig(_Model):
     freshness: timedelta | None = None
     reconcile_sum: str | None = Field(default=None, pattern=_IDENT)
     delete_propagation: DeletePolicy = "none"
+    #: Column selection, pushed into the SELECT sent to the source (see _column_selection).
+    columns: list[Annotated[str, Field(pattern=_IDENT)]] | None = None
+    exclude_columns: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
+    hash_columns: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -157,6 +161,30 @@ class TableConfig(_Model):
     def cursor_columns(self) -> tuple[str, ...]:
         """The columns the cursor reads (one, or those of its ``COALESCE``)."""
         return cursors.parse_columns(self.cursor) if self.cursor else ()
+
+    @model_validator(mode="after")
+    def _column_selection(self) -> TableConfig:
+        """``columns`` (include list) or ``exclude_columns``, and ``hash_columns``: the
+        columns Lockgate itself needs (key, cursor, partition and reconcile columns) are
+        read as they are. Names the source lacks are reported at the first run."""
+        if self.columns is not None and self.exclude_columns:
+            raise ValueError("give either 'columns' (the columns to read) or 'exclude_columns', not both")
+        needed = {c: "primary key" for c in self.primary_key}
+        for role, column in (("cursor", self.cursor), ("partition_column", self.partition_column),
+                             ("reconcile_sum", self.reconcile_sum)):  # fmt: skip
+            if column:
+                needed.setdefault(column, role)
+        for column, role in needed.items():
+            if column in self.exclude_columns:
+                raise ValueError(f"column '{column}' is the table's {role}; it may not be excluded")
+            if self.columns is not None and column not in self.columns:
+                raise ValueError(f"column '{column}' is the table's {role}; 'columns' must include it")
+            if column in self.hash_columns:
+                raise ValueError(f"column '{column}' is the table's {role}; it may not be hashed")
+        for column in self.hash_columns:
+            if column in self.exclude_columns or (self.columns is not None and column not in self.columns):
+                raise ValueError(f"column '{column}' is in 'hash_columns' but is not read")
+        return self
 
     @property
     def source_name(self) -> str:

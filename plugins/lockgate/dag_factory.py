@@ -8,15 +8,38 @@ Spark, GX and DuckDB are imported inside the tasks.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, task
 
 from lockgate.config import SourceConfig, TableConfig, parse_duration
 
 TAG_VOCABULARY = ("lockgate", "ingestion", "batch", "pull")
+_T = TypeVar("_T")
+
+
+def fail_fast(task_function: Callable[..., _T]) -> Callable[..., _T]:
+    """The one place where Lockgate's errors meet Airflow's retries: an error no retry
+    can heal (:data:`lockgate.errors.UNRECOVERABLE`: a bad configuration, a column type
+    or value without a warehouse mapping, destructive schema drift) fails the task at
+    once with its message; every other error is retried as configured."""
+
+    @functools.wraps(task_function)
+    def run(*args: Any, **kwargs: Any) -> _T:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lockgate.errors import UNRECOVERABLE
+
+        try:
+            return task_function(*args, **kwargs)
+        except UNRECOVERABLE as exc:
+            raise AirflowFailException(f"{exc} [{type(exc).__name__}: not retried]") from exc
+
+    return run
 
 
 def timetable_for(schedule: str):
@@ -76,8 +99,9 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
     with TaskGroup(group_id=table_name, tooltip=f"{table.mode} load of {table.source_name}") as group:
 
         @task(task_id="extract", doc_md="Read the run's slice over JDBC with Spark into a sealed raw lake folder.")
+        @fail_fast
         def extract(**context) -> dict[str, Any]:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from lockgate.pipeline import extract_stage
 
@@ -88,6 +112,7 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             return extract_stage(cfg, tbl, _run_info(context))
 
         @task(task_id="validate", doc_md="Run the table's Great Expectations suite on the raw batch.")
+        @fail_fast
         def validate(extracted: dict[str, Any], **context) -> dict[str, Any]:
             from lockgate.pipeline import validate_stage
 
@@ -95,6 +120,7 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             return validate_stage(cfg, tbl, _run_info(context), extracted["raw_path"])
 
         @task(task_id="load", doc_md="Load the verified batch into the warehouse in one transaction.")
+        @fail_fast
         def load(extracted: dict[str, Any], validated: dict[str, Any], **context) -> dict[str, Any]:
             from lockgate.pipeline import load_stage
 
@@ -106,6 +132,7 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             outlets=[table_asset(source_name, table_name)],
             doc_md="Advance the watermark, close the audit row, refresh the lake view, emit the asset event.",
         )
+        @fail_fast
         def publish(extracted: dict[str, Any], loaded: dict[str, Any], **context) -> dict[str, Any]:
             from lockgate.pipeline import publish_stage
 

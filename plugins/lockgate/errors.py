@@ -25,3 +25,14 @@ class SchemaDriftError(LockgateError):
 
 class LakeError(LockgateError):
     """A lake folder or manifest is missing, incomplete or does not match its checksum."""
+
+
+class TypeMappingError(ConfigError):
+    """A source column's type (or a value in it) has no exact warehouse representation.
+
+    The message names the source, table, column and type; retrying cannot help."""
+
+
+#: Errors no retry can heal: the task fails at once instead of retrying
+#: (see :func:`lockgate.dag_factory.fail_fast`).
+UNRECOVERABLE: tuple[type[LockgateError], ...] = (ConfigError, SchemaDriftError)  # TypeMappingError is a ConfigError

@@ -67,6 +67,11 @@ class Plan:
     safe_hi: datetime | None = None
     key_sample: list[int] = field(default_factory=list)
     planned_at: str = ""
+    #: The SELECT list pushed to the source (column selection, type casts, hashing;
+    #: the hash salt is a token here); None: every column as it is.
+    select: str | None = None
+    #: Columns hashed by Spark right after reading (SQLite has no SHA-256).
+    spark_hashed: list[str] = field(default_factory=list)
     #: Rows whose cursor was NULL when the plan was made (``null_cursor``).
     null_cursor_rows: int = 0
 

@@ -64,6 +64,7 @@ class JdbcSource:
         if self.engine == "mariadb":
             # DATETIME/TIMESTAMP values are read in the session time zone: pin it to UTC.
             options["sessionInitStatement"] = "SET time_zone = '+00:00'"
+            options.update(_mariadb_type_options(self.properties))
         return options
 
     # --- SQL dialect -------------------------------------------------------------
@@ -104,6 +105,12 @@ class JdbcSource:
     def describe(self) -> str:
         """Where the source is, without credentials."""
         return self.url.split("?", 1)[0]
+
+
+def _mariadb_type_options(properties: dict[str, str]) -> dict[str, str]:
+    """Driver properties that keep MariaDB values as they are (the connection's own
+    ``jdbc_properties`` win): YEAR is a number (2011), not the date 2011-01-01."""
+    return {"yearIsDateType": "false"} if "yearIsDateType" not in properties else {}
 
 
 def _normalise_engine(conn_type: str | None, conn_id: str) -> Engine:

@@ -45,6 +45,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.sources.partitionOverwriteMode": "static",
+        # JDBC drivers report MariaDB ENUM/SET/CHAR(n) as CHAR(n), which Spark pads to n
+        # when it reads them ('R' → 'R    '); a source's values arrive as it returns them.
+        "spark.sql.readSideCharPadding": "false",
     }
 
 

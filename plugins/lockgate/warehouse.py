@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from typing import Any
 from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
 from lockgate.incremental import TableState
+from lockgate.typemap import warehouse_type
 
 LOCK_WAIT_SECONDS = 300
 
@@ -112,35 +112,21 @@ def q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def spark_to_duckdb(spark_type: str) -> str:
-    """Map a Spark ``simpleString`` type to the DuckDB type Parquet will load as."""
-    t = spark_type.lower()
-    simple = {
-        "bigint": "BIGINT",
-        "int": "INTEGER",
-        "smallint": "SMALLINT",
-        "tinyint": "TINYINT",
-        "string": "VARCHAR",
-        "boolean": "BOOLEAN",
-        "double": "DOUBLE",
-        "float": "FLOAT",
-        "date": "DATE",
-        "timestamp": "TIMESTAMP WITH TIME ZONE",
-        "timestamp_ntz": "TIMESTAMP",
-        "binary": "BLOB",
-    }
-    if t in simple:
-        return simple[t]
-    match = re.fullmatch(r"decimal\((\d+),(\d+)\)", t)
-    if match:
-        return f"DECIMAL({match.group(1)},{match.group(2)})"
-    if t.startswith("varchar") or t.startswith("char"):
-        return "VARCHAR"
-    raise ConfigError(f"column type '{spark_type}' has no warehouse mapping")
+def spark_to_duckdb(spark_type: str, *, where: str = "", column: str = "") -> str:
+    """Map a Spark ``simpleString`` type to the DuckDB type Parquet will load as
+    (:mod:`lockgate.typemap`); an unmapped type names ``where`` and ``column``."""
+    return warehouse_type(spark_type, where=where or "?.?", column=column or "?")
+
+
+def _wanted_types(source: str, table: str, manifest_schema: list[dict]) -> dict[str, str]:
+    where = f"{source}.{table}"
+    return {col["name"]: spark_to_duckdb(col["type"], where=where, column=col["name"]) for col in manifest_schema}
 
 
 def _normalise(duck_type: str) -> str:
     t = duck_type.upper()
+    if t.endswith("[]"):
+        return _normalise(t[:-2]) + "[]"
     return {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "INT": "INTEGER", "TEXT": "VARCHAR", "REAL": "FLOAT"}.get(t, t)
 
 
@@ -196,7 +182,7 @@ def reconcile_schema(conn, source: str, table: str, manifest_schema: list[dict],
 
     Returns the changes made (``added <col> <type>``).
     """
-    wanted = {col["name"]: spark_to_duckdb(col["type"]) for col in manifest_schema}
+    wanted = _wanted_types(source, table, manifest_schema)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q(source)}")
     existing = table_columns(conn, source, table)
     if not existing:
@@ -488,7 +474,7 @@ def check_schema(conn, source: str, table: str, manifest_schema: list[dict]) -> 
     existing = table_columns(conn, source, table)
     if not existing:
         return
-    wanted = {col["name"]: spark_to_duckdb(col["type"]) for col in manifest_schema}
+    wanted = _wanted_types(source, table, manifest_schema)
     problems = _drift_problems(existing, wanted)
     if problems:
         raise SchemaDriftError(

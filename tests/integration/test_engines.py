@@ -5,7 +5,6 @@ row for row, and a broken source gets a clear error that never shows the passwor
 from __future__ import annotations
 
 import json
-
 import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -144,7 +143,7 @@ def test_arrow_reader_matches_jdbc_on_more_postgres_types(pg_conn, pg_database, 
     )
     pg_conn.execute(
         "INSERT INTO more_types SELECT g, md5(g::text)::uuid, jsonb_build_object('k', g, 'é', 'ü'), "
-        "g / 7.0, (g % 30000)::smallint, g / 3.0, g / 9.0, decode(md5(g::text), 'hex'), 'v' || g, "
+        "round(g / 7.0, 18), (g % 30000)::smallint, g / 3.0, g / 9.0, decode(md5(g::text), 'hex'), 'v' || g, "
         "timestamp '2026-03-01' + g * interval '1 second' FROM generate_series(1, 20000) g"
     )
     pg_conn.execute("INSERT INTO more_types (id, updated_at) VALUES (20001, '2026-03-01 12:00')")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,8 +53,8 @@ def _sqlite_param(value: Any) -> Any:
     """Python's sqlite3 stores neither Decimal nor (from 3.12) datetime by itself."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
     return value
 
 
@@ -207,7 +207,7 @@ class Source:
         key = self.tables[table]["primary_key"][0]
         with warehouse.connect(self.settings.warehouse, read_only=True) as conn:
             rows = conn.execute(
-                f"SELECT {', '.join(columns)} FROM {SOURCE}.{table} WHERE {where} ORDER BY {key}"
+                f"SELECT {', '.join(warehouse.q(c) for c in columns)} FROM {SOURCE}.{table} WHERE {where} ORDER BY {key}"
             ).fetchall()
         return [tuple(_norm(v) for v in r) for r in rows]
 

@@ -44,10 +44,10 @@ def test_freshness_is_the_newest_cursor_or_the_newest_snapshot():
     assert pages.human_age(None) == "never loaded" and pages.human_age(3 * 86400 + 7200) == "3 d 2 h"
 
 
-def test_values_from_the_audit_trail_are_escaped_everywhere():
+def test_values_from_the_audit_trail_are_escaped_everywhere(lake_env):
     hostile = "<script>alert(1)</script>"
     config = parse_source(SOURCE, "ui.yml")
-    status = source_status(load_settings(), config)  # no warehouse: a note, no rows
+    status = source_status(lake_env, config)  # no warehouse yet: a note, no rows
     page = pages.source_page("/lockgate", status)
     assert "no warehouse yet" in page
     broken = table("orders", [run(hostile, error=hostile + " failed")])
