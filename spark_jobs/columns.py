@@ -75,8 +75,8 @@ def relation(source: JdbcSource, table: TableConfig, select: str | None) -> str:
 
 
 def source_columns(query: Query, source: JdbcSource, table: TableConfig) -> list[typemap.SourceColumn]:
-    schema, _, name = table.source_name.rpartition(".")
-    sql = typemap.catalog_query(source.engine, source.table_ref(table.source_name), schema or None, name)
+    *schema, name = table.source_parts
+    sql = typemap.catalog_query(source.engine, source.table_ref(table.source_name), schema[0] if schema else None, name)
     rows = query(sql, ["name", "type"])
     if not rows:
         raise SourceError(f"source {source.describe()}: table '{table.source_name}' does not exist")
@@ -147,7 +147,7 @@ def hash_in_spark(df, columns: list[str]):
     salt = F.lit(hash_salt())
     return df.select(
         *[
-            F.sha2(F.concat(salt, F.col(f"`{n}`").cast("string")), 256).alias(n) if n in columns else F.col(f"`{n}`")
+            F.sha2(F.concat(salt, F.col(typemap.spark_name(n)).cast("string")), 256).alias(n) if n in columns else F.col(typemap.spark_name(n))
             for n in df.columns
         ]
     )

@@ -41,6 +41,7 @@ from lockgate.incremental import Incremental, Slice, TableState, parse_time
 from lockgate.records import Plan, SliceStats
 from lockgate.settings import Settings, load_settings
 from lockgate.sources import JdbcSource, resolve_source
+from lockgate.typemap import spark_name
 
 from spark_jobs import arrow_reader
 from spark_jobs.columns import ReadSetup, hash_in_spark, prepare_read, relation
@@ -599,7 +600,7 @@ def _extract_keys(
         if snap is not None:
             options.update(_snapshot_options(snap.id))
         if source.engine == "sqlite":
-            options["customSchema"] = ", ".join(f"`{k}` BIGINT" for k in table.primary_key)
+            options["customSchema"] = ", ".join(f"{spark_name(k)} BIGINT" for k in table.primary_key)
         files = _write_parquet(spark.read.format("jdbc").options(**options).load(), folder)
     finally:
         if own is not None:

@@ -6,6 +6,7 @@ inputs with a local session.
 
 from __future__ import annotations
 
+from lockgate.typemap import spark_name
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,7 +20,7 @@ def apply_casts(df: DataFrame, casts: dict[str, str]) -> DataFrame:
     if not casts:
         return df
     return df.select(
-        *[_cast(F.col(f"`{name}`"), casts[name]).alias(name) if name in casts else F.col(f"`{name}`") for name in df.columns]
+        *[_cast(F.col(spark_name(name)), casts[name]).alias(name) if name in casts else F.col(spark_name(name)) for name in df.columns]
     )
 
 

@@ -190,6 +190,18 @@ def airflow_stack(request, tmp_path_factory):
         stack.close()
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Run the modules that use the shared stack one after another (from where the first
+    of them is), so the stack is up for one stretch and stopped before the rest."""
+    users = {item.module for item in items if "airflow_stack" in getattr(item, "fixturenames", ())}
+    if not users:
+        return
+    first = next(i for i, item in enumerate(items) if item.module in users)
+    grouped = [item for item in items if item.module in users]
+    rest = [item for item in items if item.module not in users]
+    items[:] = rest[:first] + grouped + rest[first:]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """Stop the shared stack right after the last test that uses it, so that the tests

@@ -131,4 +131,8 @@ def mariadb_conn(mariadb_database):
 
 # The shared Airflow stack (and the hook that stops it after its last test), for every
 # test folder.
-from tests.airflow_stack import airflow_stack, pytest_runtest_teardown  # noqa: E402, F401
+from tests.airflow_stack import (  # noqa: E402, F401
+    airflow_stack,
+    pytest_collection_modifyitems,
+    pytest_runtest_teardown,
+)

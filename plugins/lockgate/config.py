@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from lockgate import cursors
+from lockgate import cursors, identifiers
 from lockgate.errors import ConfigError
 
 LoadMode = Literal["full", "append", "merge"]
@@ -49,6 +50,10 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+#: A source column name as the source spells it (:mod:`lockgate.identifiers`).
+ColumnName = Annotated[str, BeforeValidator(identifiers.column_name)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,7 +63,8 @@ class TableConfig(_Model):
 
     Args:
         name: warehouse table name (an identifier).
-        source_table: table in the source, optionally ``schema.table``; defaults to ``name``.
+        source_table: table or view in the source, optionally ``schema.table`` (a part may be
+            in double quotes; :mod:`lockgate.identifiers`); defaults to ``name``.
         primary_key: key columns; required for ``merge``.
         mode: ``full`` (snapshot swap), ``append`` (replace the cursor slice) or
             ``merge`` (upsert by key, newest cursor wins).
@@ -96,15 +102,15 @@ class TableConfig(_Model):
     """
 
     name: str = Field(pattern=_IDENT)
-    source_table: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-    primary_key: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
+    source_table: str | None = None
+    primary_key: list[ColumnName] = Field(default_factory=list)
     mode: LoadMode = "merge"
     cursor: str | None = None
     cursor_kind: cursors.CursorKind = "timestamp"
     cursor_timezone: str = "UTC"
     null_cursor: cursors.NullCursorPolicy = "fail"
     lookback: timedelta = timedelta(0)
-    partition_column: str | None = Field(default=None, pattern=_IDENT)
+    partition_column: ColumnName | None = None
     partitions: int = Field(default=4, ge=1, le=256)
     fetch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     reader: ReaderKind = "auto"
@@ -112,12 +118,12 @@ class TableConfig(_Model):
     on_quality_failure: QualityPolicy = "fail"
     chunk_rows: int = Field(default=10_000_000, ge=1)
     freshness: timedelta | None = None
-    reconcile_sum: str | None = Field(default=None, pattern=_IDENT)
+    reconcile_sum: ColumnName | None = None
     delete_propagation: DeletePolicy = "none"
     #: Column selection, pushed into the SELECT sent to the source (see _column_selection).
-    columns: list[Annotated[str, Field(pattern=_IDENT)]] | None = None
-    exclude_columns: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
-    hash_columns: list[Annotated[str, Field(pattern=_IDENT)]] = Field(default_factory=list)
+    columns: list[ColumnName] | None = None
+    exclude_columns: list[ColumnName] = Field(default_factory=list)
+    hash_columns: list[ColumnName] = Field(default_factory=list)
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -128,6 +134,13 @@ class TableConfig(_Model):
     @classmethod
     def _cursor(cls, value: Any) -> str | None:
         return None if value is None else cursors.canonical(cursors.parse_columns(value))
+
+    @field_validator("source_table")
+    @classmethod
+    def _source_table(cls, value: str | None) -> str | None:
+        if value is not None:
+            identifiers.split_qualified(value)
+        return value
 
     @field_validator("cursor_timezone")
     @classmethod
@@ -170,8 +183,9 @@ class TableConfig(_Model):
         if self.columns is not None and self.exclude_columns:
             raise ValueError("give either 'columns' (the columns to read) or 'exclude_columns', not both")
         needed = {c: "primary key" for c in self.primary_key}
-        for role, column in (("cursor", self.cursor), ("partition_column", self.partition_column),
-                             ("reconcile_sum", self.reconcile_sum)):  # fmt: skip
+        roles = [*(("cursor", c) for c in self.cursor_columns), ("partition_column", self.partition_column),
+                 ("reconcile_sum", self.reconcile_sum)]  # fmt: skip
+        for role, column in roles:
             if column:
                 needed.setdefault(column, role)
         for column, role in needed.items():
@@ -186,9 +200,25 @@ class TableConfig(_Model):
                 raise ValueError(f"column '{column}' is in 'hash_columns' but is not read")
         return self
 
+    @model_validator(mode="after")
+    def _warehouse_names(self) -> TableConfig:
+        """Names this table lists that would be one warehouse column (``Id``/``id``)."""
+        for group in (self.primary_key, self.columns or [], self.hash_columns, self.exclude_columns,
+                      [*self.primary_key, *self.cursor_columns, self.partition_column, self.reconcile_sum]):  # fmt: skip
+            pairs = identifiers.collisions(dict.fromkeys(n for n in group if n))
+            if pairs:
+                raise ValueError(identifiers.collision_message(pairs))
+        return self
+
     @property
     def source_name(self) -> str:
+        """``source_table`` as written (``schema.table``, parts possibly quoted)."""
         return self.source_table or self.name
+
+    @property
+    def source_parts(self) -> tuple[str, ...]:
+        """The source table's name (and schema or database) as the source spells them."""
+        return identifiers.split_qualified(self.source_table) if self.source_table else (self.name,)
 
     @property
     def split_column(self) -> str | None:
@@ -264,6 +294,9 @@ class SourceConfig(_Model):
             if table.name in seen:
                 raise ValueError(f"table '{table.name}' is declared twice")
             seen.add(table.name)
+        pairs = identifiers.collisions(t.name for t in self.tables)
+        if pairs:
+            raise ValueError(identifiers.collision_message(pairs, "tables"))
         return self
 
     @property
@@ -340,8 +373,9 @@ def load_sources(sources_dir: str | Path) -> dict[str, SourceConfig]:
     sources: dict[str, SourceConfig] = {}
     for path in source_files(sources_dir):
         config = load_source_file(path)
-        if config.source in sources:
-            raise ConfigError(f"{path}: source '{config.source}' is declared in two files")
+        same = [s for s in sources if identifiers.warehouse_key(s) == identifiers.warehouse_key(config.source)]
+        if same:  # one warehouse schema (DuckDB names are case-insensitive)
+            raise ConfigError(f"{path}: source '{config.source}' is declared in two files (as '{same[0]}')")
         sources[config.source] = config
     return sources
 

@@ -3,7 +3,7 @@ instants becomes a predicate on the source and the warehouse's delete window.
 
 A slice's bounds are always UTC instants (:mod:`lockgate.incremental`). A cursor is
 one column or ``COALESCE`` of several (``cursor: {coalesce: [updated_at, created_at]}``,
-identifiers only), of one *kind*:
+column names only, spelled as the source has them: :mod:`lockgate.identifiers`), of one *kind*:
 
 - ``timestamp`` (default): ``timestamptz``/``TIMESTAMP``/``DATETIME``/SQLite text. A
   column without a time zone holds wall-clock time in ``cursor_timezone`` (default
@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lockgate import identifiers
 from lockgate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ CursorKind = Literal["timestamp", "date", "epoch_seconds", "epoch_millis"]
 NullCursorPolicy = Literal["fail", "include", "exclude"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SQLISH = re.compile(r"""[()\[\];,'"+*/=<>|!%^&~-]""")
 _COALESCE = re.compile(r"^\s*coalesce\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -56,27 +58,53 @@ _EPOCH_UNITS = {"epoch_seconds": 1_000_000, "epoch_millis": 1_000}
 # --- the cursor setting --------------------------------------------------------------
 def parse_columns(value: Any) -> tuple[str, ...]:
     """``updated_at``, ``"COALESCE(updated_at, created_at)"`` or ``{coalesce: [...]}`` →
-    the column names. Anything but source column identifiers is refused (no SQL)."""
+    the column names, as the source spells them (any case, spaces, non-ASCII; a name in
+    double quotes is unquoted, see :mod:`lockgate.identifiers`). Nothing but column
+    names is accepted (no SQL): in the ``COALESCE(...)`` text a name containing ``,``
+    or ``)`` is written in double quotes."""
     if isinstance(value, dict):
         if set(value) != {"coalesce"} or not isinstance(value["coalesce"], list):
             raise ValueError("a structured cursor is {coalesce: [column, column, ...]}")
         names = value["coalesce"]
     elif isinstance(value, str) and _COALESCE.match(value):
-        names = [part.strip() for part in _COALESCE.match(value).group(1).split(",")]
+        names = [part.strip() for part in identifiers.split_list(_COALESCE.match(value).group(1), ",")]
     elif isinstance(value, str):
-        names = [value.strip()]
+        names = [value]
     else:
         raise ValueError(f"expected a column name or {{coalesce: [columns]}} (got {value!r})")
-    bad = [n for n in names if not isinstance(n, str) or not _IDENT.match(n)]
-    if bad or not names:
-        raise ValueError(f"a cursor may name only column identifiers (got {bad or names!r})")
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"a cursor may name only columns (got {names!r})")
+    if not isinstance(value, dict):
+        _not_sql(names)
+    names = [identifiers.column_name(n) for n in names]
     if len(set(names)) != len(names):
         raise ValueError(f"a cursor names a column twice ({names!r})")
     return tuple(names)
 
 
+def _not_sql(written: list[str]) -> None:
+    """The text form takes column names, never SQL: an unquoted name with an operator,
+    a parenthesis, a quote or ``;`` is refused (such a column is written in double
+    quotes, or in the structured form)."""
+    bad = [n for n in written if not identifiers.is_quoted(n) and _SQLISH.search(n)]
+    if bad:
+        raise ValueError(
+            f"a cursor names only columns, never SQL (got {bad[0]!r}); write a column whose name has such "
+            "characters in double quotes"
+        )
+
+
+def _written(name: str, in_list: bool) -> str:
+    """A name as :func:`parse_columns` reads it back (quoted only where needed)."""
+    plain = _IDENT.match(name) if in_list else not (_COALESCE.match(name) or _SQLISH.search(name))
+    return name if plain else '"' + name.replace('"', '""') + '"'
+
+
 def canonical(columns: tuple[str, ...]) -> str:
-    return columns[0] if len(columns) == 1 else f"COALESCE({', '.join(columns)})"
+    """The cursor as text; :func:`parse_columns` reads it back to the same columns."""
+    if len(columns) == 1:
+        return _written(columns[0], in_list=False)
+    return f"COALESCE({', '.join(_written(c, in_list=True) for c in columns)})"
 
 
 def zone(name: str) -> ZoneInfo:

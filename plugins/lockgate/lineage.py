@@ -163,13 +163,13 @@ def source_table(config: SourceConfig, table: TableConfig) -> SourceTable:
         source = resolve_source(config.connection)
     except Exception:  # noqa: BLE001 - an unusable connection still names a dataset
         return SourceTable(DatasetId(f"airflow-connection://{config.connection}", table.source_name))
-    parts = table.source_name.split(".")
+    parts = list(table.source_parts)  # the names as the source spells them, unquoted
     if source.engine == "postgres":
         schema_table = parts if len(parts) > 1 else ["public", *parts]
         name = ".".join([source.database or "", *schema_table])
         return SourceTable(DatasetId(f"postgres://{source.host}:{source.port}", name), source.password)
     if source.engine == "mariadb":
-        name = table.source_name if len(parts) > 1 else f"{source.database}.{table.source_name}"
+        name = ".".join(parts if len(parts) > 1 else [source.database or "", *parts])
         return SourceTable(DatasetId(f"mysql://{source.host}:{source.port}", name), source.password)
     return SourceTable(DatasetId(f"sqlite://{source.database}", table.source_name))
 

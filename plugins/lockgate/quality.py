@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.errors import ConfigError, LockgateError
+from lockgate.typemap import spark_name
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -426,7 +427,7 @@ def prune_for_rules(df, suite: dict[str, Any]):
         return df
     return df.select(
         *[
-            F.col(f.name) if f.name in needed else F.lit(None).cast(f.dataType).alias(f.name)
+            F.col(spark_name(f.name)) if f.name in needed else F.lit(None).cast(f.dataType).alias(f.name)
             for f in df.schema.fields
         ]
     )
@@ -703,9 +704,9 @@ def suggest_suite(df, *, name: str, primary_key: list[str], sample_rows: int, ma
     aggregates = [F.count(F.lit(1)).alias("__rows")]
     for column, kind in kinds.items():
         if kind.startswith(_NUMERIC_TYPES):
-            aggregates += [F.min(column).alias(f"{column}__min"), F.max(column).alias(f"{column}__max")]
+            aggregates += [F.min(spark_name(column)).alias(f"{column}__min"), F.max(spark_name(column)).alias(f"{column}__max")]
         if kind == "string":
-            aggregates.append(F.countDistinct(column).alias(f"{column}__distinct"))
+            aggregates.append(F.countDistinct(spark_name(column)).alias(f"{column}__distinct"))
     stats = df.agg(*aggregates).collect()[0].asDict()
     rows = stats["__rows"]
     note = f"observed in a sample of {rows} rows"
@@ -736,7 +737,7 @@ def suggest_suite(df, *, name: str, primary_key: list[str], sample_rows: int, ma
                                      "meta": {"rule": f"{column} lies between {low} and {high} ({note})"}})  # fmt: skip
         distinct = stats.get(f"{column}__distinct")
         if kind == "string" and distinct and distinct <= max_set and rows >= 2 * max_set:
-            values = sorted(r[0] for r in df.select(column).where(F.col(column).isNotNull()).distinct().collect())
+            values = sorted(r[0] for r in df.select(spark_name(column)).where(F.col(spark_name(column)).isNotNull()).distinct().collect())
             expectations.append({"type": "expect_column_values_to_be_in_set",
                                  "kwargs": {"column": column, "value_set": values},
                                  "meta": {"rule": f"{column} is one of the {len(values)} values {note}"}})  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from lockgate import redact
+from lockgate import identifiers, redact
 from lockgate.errors import ConfigError
 
 Engine = Literal["postgres", "mariadb", "sqlite"]
@@ -74,7 +74,9 @@ class JdbcSource:
         return '"' + identifier.replace('"', '""') + '"'
 
     def table_ref(self, name: str) -> str:
-        return ".".join(self.quote(part) for part in name.split("."))
+        """``table`` or ``schema.table`` (parts possibly in double quotes, see
+        :mod:`lockgate.identifiers`), each part quoted for this engine."""
+        return ".".join(self.quote(part) for part in identifiers.split_qualified(name))
 
     def timestamp_literal(self, value: datetime) -> str:
         """A literal comparable with the engine's timestamp columns, in UTC."""

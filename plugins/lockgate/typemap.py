@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lockgate import identifiers
 from lockgate.errors import ConfigError, TypeMappingError
 
 #: Marks the salt in stored SQL: the salt itself is put in only when a query is sent.
@@ -85,6 +86,11 @@ def warehouse_type(spark_type: str, *, where: str, column: str, native: str | No
     return mapped
 
 
+def spark_name(name: str) -> str:
+    """A column name in Spark SQL (``customSchema``, ``F.col``): in backticks, doubled inside."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 @dataclass(frozen=True)
 class SourceColumn:
     """A column as the source's catalog declares it."""
@@ -135,7 +141,23 @@ def select_columns(columns: list[SourceColumn], selection: Selection, where: str
     keep = [c for c in columns if c.name not in selection.exclude]
     if selection.include is not None:
         keep = [c for c in keep if c.name in selection.include]
+    check_warehouse_names([c.name for c in keep], where)
     return keep
+
+
+def check_warehouse_names(names: list[str], where: str) -> None:
+    """The columns read keep their names in the warehouse: two names equal but for case
+    (one DuckDB column) or a name Lockgate uses itself are a :class:`ConfigError`."""
+    source, _, table = where.partition(".")
+    pairs = identifiers.collisions(names)
+    if pairs:
+        raise ConfigError(f"source '{source}', table '{table}': {identifiers.collision_message(pairs)}")
+    own = [n for n in names if n.casefold().startswith(identifiers.RESERVED_PREFIX)]
+    if own:
+        raise ConfigError(
+            f"source '{source}', table '{table}': column '{own[0]}' starts with '{identifiers.RESERVED_PREFIX}', "
+            "which Lockgate's own warehouse columns use; exclude it or rename it in a source view"
+        )
 
 
 # --- per-engine rules ------------------------------------------------------------------
@@ -260,7 +282,7 @@ class ReadPlan:
         )
 
     def custom_schema(self) -> str | None:
-        items = [f"`{c.name}` {c.spark}" for c in self.columns if c.spark]
+        items = [f"{spark_name(c.name)} {c.spark}" for c in self.columns if c.spark]
         return ", ".join(items) or None
 
     def spark_hashed(self) -> list[str]:
@@ -307,7 +329,8 @@ def catalog_query(engine: str, relation: str, schema: str | None, table: str) ->
             "SELECT column_name AS name, column_type AS type FROM information_schema.columns "
             f"WHERE table_schema = {owner} AND table_name = '{lit}' ORDER BY ordinal_position"
         )
-    return f"SELECT name, type FROM pragma_table_info('{lit}')"
+    owner = f", '{schema.replace(chr(39), chr(39) * 2)}'" if schema else ""
+    return f"SELECT name, type FROM pragma_table_info('{lit}'{owner})"
 
 
 def guard_query(plan: ReadPlan, relation: str, predicate: str, engine: str, quote: Quote) -> tuple[str, list[str]] | None:

@@ -25,8 +25,8 @@ def _utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def test_timestamptz_cursor_with_values_written_in_other_offsets(pg_src):
-    src = pg_src
+def test_timestamptz_cursor_with_values_written_in_other_offsets(pg_source):
+    src = pg_source
     create(src, "tz", "CREATE TABLE {name} (id BIGINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)",
            primary_key=["id"], mode="append", cursor="at", lookback="1h")  # fmt: skip
     plus5, minus3 = (datetime.now().astimezone().tzinfo.__class__(timedelta(hours=h)) for h in (5, -3))
@@ -59,8 +59,8 @@ def test_naive_wall_clock_in_a_zone_across_both_dst_transitions(src):
     src.assert_converged("ev")
 
 
-def test_sqlite_text_timestamps_compare_as_times_not_as_strings(sqlite_src):
-    src = sqlite_src
+def test_sqlite_text_timestamps_compare_as_times_not_as_strings(sqlite_source):
+    src = sqlite_source
     create(src, "ev", "CREATE TABLE {name} (id INTEGER PRIMARY KEY, note TEXT, at DATETIME NOT NULL)",
            primary_key=["id"], mode="append", cursor="at", lookback="10h")  # fmt: skip
     texts = {1: "2026-04-01T08:00", 2: "2026-04-01 23:00:00", 3: "2026-04-02T01:30:00+02:00",

@@ -20,7 +20,8 @@ def table(**kw) -> TableConfig:
 
 
 @pytest.mark.parametrize(
-    "value", ["COALESCE(a, b); DROP TABLE x", "a + b", {"coalesce": ["a", "b c"]}, {"max": ["a"]}, "COALESCE(a, a)"]
+    "value", ["COALESCE(a, b); DROP TABLE x", "a + b", "COALESCE(a, b + 1)", {"coalesce": ["a", ""]}, {"max": ["a"]},
+              "COALESCE(a, a)"]
 )
 def test_a_cursor_names_only_column_identifiers(value):
     with pytest.raises(ValueError):
