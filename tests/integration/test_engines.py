@@ -16,11 +16,12 @@ from lockgate.config import parse_source
 from lockgate.errors import SourceError
 from lockgate.pipeline import RunInfo
 
+from tests.cursors.typecase import D1, D2, ingest
+
 pytestmark = pytest.mark.integration
 
 UTC = UTC
-D1 = datetime(2026, 3, 1, tzinfo=UTC)
-D2 = datetime(2026, 3, 2, tzinfo=UTC)
+RUN_ID = "scheduled__2026-03-01"  # a scheduled run of the interval D1 .. D2
 
 # (id, qty int, big bigint, amount numeric(12,2), label text, flag bool, day date,
 #  local_at timestamp, zoned_at timestamptz/datetime, updated_at cursor)
@@ -60,16 +61,6 @@ def _config(name: str, connection: str, **table):
         },
         f"{name}.yml",
     )
-
-
-def _ingest(config, settings, spark, run_id="scheduled__2026-03-01"):
-    table = config.tables[0]
-    run = RunInfo(run_id=run_id, interval_start=D1, interval_end=D2)
-    extracted = pipeline.extract_stage(config, table, run, settings=settings, spark=spark)
-    pipeline.validate_stage(config, table, run, extracted["raw_path"], settings=settings, spark=spark)
-    pipeline.load_stage(config, table, run, extracted["raw_path"], settings=settings)
-    pipeline.publish_stage(config, table, run, extracted["raw_path"], settings=settings)
-    return extracted
 
 
 def _warehouse_rows(settings, source: str):
@@ -127,7 +118,7 @@ def test_postgres_common_types_row_for_row(pg_conn, pg_database, lake_env, spark
     with pg_conn.cursor() as cur:
         cur.executemany(f"INSERT INTO common_types VALUES ({', '.join(['%s'] * 10)})", ROWS)
     monkeypatch.setenv("AIRFLOW_CONN_IT_PG", f"postgres://postgres@127.0.0.1:5432/{pg_database}")
-    extracted = _ingest(_config("it_pg", "it_pg", reader=reader), lake_env, spark)
+    extracted = ingest(_config("it_pg", "it_pg", reader=reader), lake_env, spark, RUN_ID)
     _check(lake_env, "it_pg", IN_INTERVAL, TYPES)
     from lockgate import lake
 
@@ -198,7 +189,7 @@ def test_mariadb_common_types_row_for_row(mariadb_conn, mariadb_database, lake_e
              for r in ROWS],
         )
     monkeypatch.setenv("AIRFLOW_CONN_IT_MY", f"mysql://root@127.0.0.1:3306/{mariadb_database}")
-    _ingest(_config("it_my", "it_my"), lake_env, spark)
+    ingest(_config("it_my", "it_my"), lake_env, spark, RUN_ID)
     # MariaDB TIMESTAMP is an instant (stored as UTC), DATETIME a wall-clock value.
     _check(lake_env, "it_my", IN_INTERVAL, TYPES)
 
@@ -224,7 +215,7 @@ def test_sqlite_common_types_row_for_row(tmp_path, lake_env, spark, monkeypatch)
             ],
         )
     monkeypatch.setenv("AIRFLOW_CONN_IT_LITE", f"sqlite:///{db}")
-    _ingest(_config("it_lite", "it_lite"), lake_env, spark)
+    ingest(_config("it_lite", "it_lite"), lake_env, spark, RUN_ID)
     # SQLite has no time zones and no 32-bit integers: INTEGER is read as BIGINT (never
     # truncated) and every TIMESTAMP is a UTC wall-clock value.
     expected = [
@@ -371,12 +362,12 @@ def test_rerun_of_the_same_interval_changes_nothing(pg_conn, pg_database, lake_e
         cur.executemany(f"INSERT INTO common_types VALUES ({', '.join(['%s'] * 10)})", ROWS)
     monkeypatch.setenv("AIRFLOW_CONN_IT_RERUN", f"postgres://postgres@127.0.0.1:5432/{pg_database}")
     config = _config("it_rerun", "it_rerun")
-    _ingest(config, lake_env, spark, run_id="first")
+    ingest(config, lake_env, spark, run_id="first")
     with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
         before = warehouse.table_fingerprint(conn, "it_rerun", "common_types")
-    again = _ingest(config, lake_env, spark, run_id="second")
+    again = ingest(config, lake_env, spark, run_id="second")
     assert not again["resumed"]
-    resumed = _ingest(config, lake_env, spark, run_id="second")  # a retried task reuses its sealed extract
+    resumed = ingest(config, lake_env, spark, run_id="second")  # a retried task reuses its sealed extract
     assert resumed["resumed"]
     with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
         assert warehouse.table_fingerprint(conn, "it_rerun", "common_types") == before
