@@ -108,14 +108,18 @@ def prepare_airflow_db(env: dict[str, str], log_path: Path) -> bool:
         print(f"error: 'airflow db migrate' failed; see {log_path}", file=sys.stderr)
         return False
     path = sqlite_metadata_file(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    if path is not None:
-        import sqlite3
-
-        with sqlite3.connect(path, timeout=60) as conn:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            print(f"warning: SQLite kept journal mode {mode} for {path}", file=sys.stderr)
+    if path is not None and (mode := use_wal(path)) != "wal":
+        print(f"warning: SQLite kept journal mode {mode} for {path}", file=sys.stderr)
     return True
+
+
+def use_wal(path: Path) -> str:
+    """Switch an SQLite database to write-ahead logging (kept in the file): readers then
+    never block the writer. Returns the journal mode SQLite reports afterwards."""
+    import sqlite3
+
+    with sqlite3.connect(path, timeout=60) as conn:
+        return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
 
 
 def cmd_airflow_db(args: argparse.Namespace) -> int:

@@ -250,9 +250,10 @@ class AirflowStack:
     def use_wal(self) -> None:
         """Switch the (migrated) SQLite metadata to write-ahead logging, which is kept in the
         file: readers then never block the writer, so far fewer "database is locked"."""
-        with sqlite3.connect(self.home / "airflow.db", timeout=60) as conn:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
+        from lockgate.cli import use_wal
+
+        mode = use_wal(self.home / "airflow.db")
+        if mode != "wal":
             raise RuntimeError(f"SQLite refused WAL mode ({mode})")
 
     def start_api_server(self) -> None:
