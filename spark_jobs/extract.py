@@ -27,13 +27,14 @@ import os
 import re
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lockgate import faults, lake, snapshot
+from lockgate import cursors, faults, lake, snapshot
 from lockgate.config import SourceConfig, TableConfig, load_source
 from lockgate.cursors import Cursor
 from lockgate.errors import SourceError
@@ -84,6 +85,23 @@ def null_cursor_rows(spark, source: JdbcSource, table: TableConfig, window: Slic
         log.warning("%s: %d rows with a NULL cursor (%s) are %sd (null_cursor)", table.source_name, count,
                     cursor.name, cursor.null_policy)  # fmt: skip
     return count
+
+
+def id_ceiling(spark, source: JdbcSource, table: TableConfig, window: Slice) -> Slice:
+    """An ``id`` cursor's slice gets its end when the read is planned: one above the
+    highest id at or after its start (an empty slice ``[lo, lo)`` when there is none).
+    The plan keeps it, so retries and the warehouse's delete window use the same range."""
+    cursor = Cursor.of(table)
+    if window.full or cursor is None or not cursor.ordinal or window.hi is not None:
+        return window
+    expr = cursor.source_expr(source)
+    where = "" if window.lo is None else f" WHERE {expr} >= {cursor.source_literal(source, window.lo)}"
+    sql = f"SELECT {_text(source, f'MAX({expr})')} AS top FROM {source.table_ref(table.source_name)}{where}"
+    top = _query(spark, source, sql, ["top"])[0]["top"]
+    if top is None:
+        empty = cursors.FIRST_ID if window.lo is None else window.lo
+        return replace(window, lo=empty, hi=empty, reason=f"{window.reason}; no ids there yet")
+    return replace(window, hi=cursors.position(top) + 1, reason=f"{window.reason}; highest id at read time {top}")
 
 
 def _text(source: JdbcSource, expression: str) -> str:
@@ -272,6 +290,7 @@ def plan_extract(
 ) -> Plan:
     """What to read, decided once per run version: predicate, types, counts, key-range chunks."""
     horizon = source_horizon(spark, source)
+    window = id_ceiling(spark, source, table, window)
     null_rows = null_cursor_rows(spark, source, table, window)
     predicate = slice_predicate(source, window, Cursor.of(table))
     # Columns whose type or values the warehouse cannot hold fail here, before any read.

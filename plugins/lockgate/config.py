@@ -70,8 +70,8 @@ class TableConfig(_Model):
             ``merge`` (upsert by key, newest cursor wins).
         cursor: column that slices incremental runs, or ``COALESCE`` of columns
             (``{coalesce: [updated_at, created_at]}``); required unless ``full``.
-        cursor_kind: ``timestamp``, ``date``, ``epoch_seconds`` or ``epoch_millis``
-            (:mod:`lockgate.cursors`).
+        cursor_kind: ``timestamp``, ``date``, ``epoch_seconds``, ``epoch_millis`` or
+            ``id`` (an ever-growing integer; :mod:`lockgate.cursors`).
         cursor_timezone: the zone of a cursor's wall clock when the column has no time
             zone (``timestamp``, ``DATETIME``, SQLite text); an IANA name.
         null_cursor: rows whose cursor is NULL: ``fail`` the run, ``include`` them in
@@ -163,6 +163,11 @@ class TableConfig(_Model):
             raise ValueError(f"delete_propagation '{self.delete_propagation}' needs a 'primary_key'")
         if self.lookback < timedelta(0):
             raise ValueError("'lookback' must not be negative")
+        if self.cursor_kind == "id" and (self.lookback or self.freshness):
+            raise ValueError(
+                "cursor_kind 'id' slices by id, not by time: 'lookback' and 'freshness' do not apply (rows that "
+                "commit late behind the highest id are re-read by the watermark rule, see the README)"
+            )
         if self.null_cursor == "include" and self.mode != "merge":
             raise ValueError(
                 "null_cursor 'include' reads NULL-cursor rows on every run: only mode 'merge' loads that "

@@ -17,6 +17,11 @@ column names only, spelled as the source has them: :mod:`lockgate.identifiers`),
   the same days.
 - ``epoch_seconds`` / ``epoch_millis``: an integer (or real) number since 1970-01-01
   UTC; a bound becomes the smallest whole number at or after it.
+- ``id``: an ever-growing integer (an identity or AUTO_INCREMENT key, a sequence
+  number) that is no time at all. Its slices are id ranges, not data intervals: a run
+  reads from the table's watermark (an id) up to the highest id at read time, and a
+  reprocessed interval reads again the id range it read before
+  (:mod:`lockgate.incremental`).
 
 SQLite keeps timestamps as text in several formats (``T`` or space, with or without
 seconds, fractions, an offset or ``Z``): they are compared as times, normalised by the
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
     from lockgate.config import TableConfig
     from lockgate.sources import JdbcSource
 
-CursorKind = Literal["timestamp", "date", "epoch_seconds", "epoch_millis"]
+CursorKind = Literal["timestamp", "date", "epoch_seconds", "epoch_millis", "id"]
 NullCursorPolicy = Literal["fail", "include", "exclude"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +58,9 @@ _COALESCE = re.compile(r"^\s*coalesce\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _EPOCH_UNITS = {"epoch_seconds": 1_000_000, "epoch_millis": 1_000}
+#: The position before every id (the smallest BIGINT): an ``id`` slice ``[FIRST_ID,
+#: FIRST_ID)`` reads nothing, and a watermark there reads everything next time.
+FIRST_ID = -(2**63)
 
 
 # --- the cursor setting --------------------------------------------------------------
@@ -211,6 +219,11 @@ class Cursor:
     def epoch(self) -> bool:
         return self.kind in _EPOCH_UNITS
 
+    @property
+    def ordinal(self) -> bool:
+        """An ``id`` cursor: positions are whole numbers, not instants."""
+        return self.kind == "id"
+
     # -- source side --
     def _base(self, quote) -> str:
         quoted = [quote(c) for c in self.columns]
@@ -219,13 +232,15 @@ class Cursor:
     def source_expr(self, source: JdbcSource) -> str:
         """The cursor as the source computes it (SQLite: normalised, see the module doc)."""
         base = self._base(source.quote)
-        if source.engine != "sqlite" or self.epoch:
+        if source.engine != "sqlite" or self.epoch or self.ordinal:
             return base
         if self.kind == "date":
             return f"date({base})"
         return sqlite_time(base)
 
-    def source_literal(self, source: JdbcSource, instant: datetime) -> str:
+    def source_literal(self, source: JdbcSource, instant: datetime | int) -> str:
+        if self.ordinal:
+            return str(position(instant))
         if self.epoch:
             return str(epoch_bound(instant, self.kind))
         tz = self.tz
@@ -265,8 +280,10 @@ class Cursor:
 
         return self._base(quote)
 
-    def duck_literal(self, column_type: str, instant: datetime) -> str:
+    def duck_literal(self, column_type: str, instant: datetime | int) -> str:
         """A bound for the warehouse column (its DuckDB type) equal to the source's."""
+        if self.ordinal:
+            return str(position(instant))
         if self.epoch:
             return str(epoch_bound(instant, self.kind))
         tz = self.tz
@@ -283,10 +300,13 @@ class Cursor:
         return f"TIMESTAMP '{wall.isoformat(sep=' ')}'"
 
     # -- values read --
-    def instant(self, value: Any) -> datetime | None:
-        """A cursor value read from the batch as a UTC instant (for ``cursor_max``)."""
+    def instant(self, value: Any) -> datetime | int | None:
+        """A cursor value read from the batch as a UTC instant (for ``cursor_max``);
+        an ``id`` cursor's value as the whole number it is."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
+        if self.ordinal:
+            return position(value)
         if self.epoch:
             return _EPOCH + timedelta(microseconds=int(value * _EPOCH_UNITS[self.kind]))
         if isinstance(value, datetime):
@@ -294,6 +314,16 @@ class Cursor:
         if isinstance(value, date):
             return wall_instant(datetime(value.year, value.month, value.day), self.tz)
         return None
+
+
+def position(value: Any) -> int:
+    """An ``id`` cursor's bound or value as a whole number; anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        text = str(value).strip()
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise ConfigError(f"cursor_kind 'id' needs a whole-number cursor column (got the value {value!r})")
+        value = int(text)
+    return value
 
 
 def sqlite_time(expr: str) -> str:

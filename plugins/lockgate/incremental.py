@@ -16,6 +16,16 @@ A run reads a *slice* of the table's cursor column, ``[lo, hi)``:
   commit rows behind is added to the next slice that reaches past it;
 - ``full`` tables and ``full_refresh`` runs read everything.
 
+An ``id`` cursor (:mod:`lockgate.cursors`) has positions, not times: a run reads from
+the watermark (an id) up to the highest id when the read is planned, and a reprocessed
+interval reads again the id range its earlier read covered. Its watermark moves to the
+read's end only when no source transaction was open: an id taken by a transaction that
+is still open commits later *behind* the highest id. Ids come from a sequence, so such a
+transaction's ids lie above every id an earlier read saw if it started after that read:
+the watermark then moves to the end of the newest earlier read made before the oldest
+open transaction started (:meth:`Incremental.safe_position`), never stalling for good on
+a busy source.
+
 After a read, the watermark moves to the read's *safe* high point: never past the
 slice's end, the source's clock at read time, or the start of a source transaction
 that was still open then (its rows may still appear behind the read). A replay from
@@ -31,12 +41,24 @@ from datetime import UTC, datetime
 from lockgate import cursors
 from lockgate.config import TableConfig
 
+#: A slice bound or watermark: an instant, or the position of an ``id`` cursor.
+Bound = datetime | int
+
 
 def utc(value: datetime | None) -> datetime | None:
     """An aware UTC datetime; a naive value is taken as UTC."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def bound(value: Bound | None) -> Bound | None:
+    """A bound as stored: an ``id`` position stays a whole number, an instant is made UTC."""
+    return value if value is None or isinstance(value, int) else utc(value)
+
+
+def parse_bound(value: str | int | datetime | None) -> Bound | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else parse_time(value)
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -47,7 +69,9 @@ def parse_time(value: str | datetime | None) -> datetime | None:
     return utc(datetime.fromisoformat(value.strip().replace(" ", "T", 1)))
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: Bound | None) -> str | int | None:
+    if isinstance(value, int):
+        return value
     return value.isoformat() if value else None
 
 
@@ -60,14 +84,14 @@ class Slice:
     """
 
     column: str | None
-    lo: datetime | None
-    hi: datetime | None
+    lo: Bound | None
+    hi: Bound | None
     interval_start: datetime | None
     interval_end: datetime | None
     full: bool = False
     reason: str = ""
 
-    def as_dict(self) -> dict[str, str | bool | None]:
+    def as_dict(self) -> dict[str, str | int | bool | None]:
         return {
             "column": self.column,
             "lo": _iso(self.lo),
@@ -82,8 +106,8 @@ class Slice:
     def from_dict(cls, data: dict) -> Slice:
         return cls(
             data.get("column"),
-            parse_time(data.get("lo")),
-            parse_time(data.get("hi")),
+            parse_bound(data.get("lo")),
+            parse_bound(data.get("hi")),
             parse_time(data.get("interval_start")),
             parse_time(data.get("interval_end")),
             bool(data.get("full")),
@@ -100,9 +124,9 @@ class TableState:
     may yet fill; the next slice reaching past ``reread_until`` starts at ``reread_from``.
     """
 
-    watermark: datetime | None = None
-    reread_from: datetime | None = None
-    reread_until: datetime | None = None
+    watermark: Bound | None = None
+    reread_from: Bound | None = None
+    reread_until: Bound | None = None
     cursor_max: str | None = None
     last_run_id: str | None = None
 
@@ -123,13 +147,21 @@ class Incremental:
         interval_end: datetime | None,
         run_created: datetime | None = None,
         full_refresh: bool = False,
+        earlier: Slice | None = None,
     ) -> Slice:
-        """The slice a run reads, given the table's state when the run is planned."""
+        """The slice a run reads, given the table's state when the run is planned.
+
+        ``earlier``: the slice an earlier read of the same interval covered (``id``
+        cursors re-read it when the interval is reprocessed)."""
         table = self.table
         start, end = utc(interval_start), utc(interval_end)
         if not table.incremental or full_refresh:
             why = "full refresh requested" if full_refresh and table.incremental else f"mode {table.mode}"
             return Slice(table.cursor, None, None, start, end, full=True, reason=f"whole table ({why})")
+        if table.cursor_kind == "id":
+            if start is None or end is None or start >= end:
+                start = end = utc(run_created) or end or start
+            return self._id_window(state, start, end, earlier)
         if start is not None and end is not None and start < end:
             lo, reason = self._interval_lower(state, start)
             lo, reason = self._with_reread(state, lo, end, reason)
@@ -144,6 +176,22 @@ class Incremental:
             reason = f"manual run: from the watermark {watermark.isoformat()} − lookback to when the run was created"
         lo, reason = self._with_reread(state, lo, upper, reason)
         return self._whole_days(Slice(table.cursor, lo, upper, lo, upper, reason=reason))
+
+    def _id_window(self, state: TableState, start: datetime | None, end: datetime | None, earlier: Slice | None) -> Slice:
+        """An ``id`` cursor's slice: the id range read before for this interval, or
+        from the watermark up to the highest id when the read is planned (``hi`` is
+        left open here and fixed by the extract's plan)."""
+        column = self.table.cursor
+        if earlier is not None and not earlier.full and isinstance(earlier.hi, int):
+            return Slice(column, earlier.lo, earlier.hi, start, end, reason=(
+                f"reprocess: ids [{earlier.lo}, {earlier.hi}) as this interval read them before (rows committed "
+                "into that range since are read too)"
+            ))  # fmt: skip
+        if state.watermark is None:
+            return Slice(column, None, None, start, end, reason="first read of the table: every id up to the highest at read time")
+        return Slice(column, state.watermark, None, start, end, reason=(
+            f"from the watermark id {state.watermark} up to the highest id at read time"
+        ))  # fmt: skip
 
     def _whole_days(self, window: Slice) -> Slice:
         """A ``date`` cursor reads whole days (midnights in ``cursor_timezone``): its
@@ -189,11 +237,26 @@ class Incremental:
         end, the source's clock at read time, or the start of a transaction still open."""
         if window.full or window.hi is None:
             return None
+        if isinstance(window.hi, int):  # an id: decided when the batch is published (safe_position)
+            return None
         return min([window.hi, *(utc(t) for t in horizon if t is not None)])
 
     @staticmethod
+    def safe_position(window: Slice, oldest_open: datetime | None, earlier: Iterable[tuple[int, datetime]]) -> int | None:
+        """How far an ``id`` watermark may move after reading ``window``: to its end when
+        no source transaction was open; else to the end of the newest ``earlier`` read
+        (``(slice end, read time)``) made before the oldest open transaction started
+        (that transaction's ids are above everything such a read saw); else nowhere."""
+        if window.full or not isinstance(window.hi, int):
+            return None
+        if oldest_open is None:
+            return window.hi
+        seen = [hi for hi, read_at in earlier if read_at is not None and utc(read_at) <= utc(oldest_open)]
+        return min(max(seen), window.hi) if seen else None
+
+    @staticmethod
     def after_read(
-        state: TableState, window: Slice, safe_hi: datetime | None, cursor_max: str | None, run_id: str
+        state: TableState, window: Slice, safe_hi: Bound | None, cursor_max: str | None, run_id: str
     ) -> TableState:
         """The state after a read of ``window`` from the source is published.
 
@@ -201,9 +264,9 @@ class Incremental:
         source transaction was still open during the read: rows it commits later may
         carry cursor values in ``[safe_hi, slice end)``, so that range is remembered as the
         re-read window until a later read covers it."""
-        current = utc(state.watermark)
-        reread_from, reread_until = utc(state.reread_from), utc(state.reread_until)
-        lo, hi = utc(window.lo), utc(window.hi)
+        current = bound(state.watermark)
+        reread_from, reread_until = bound(state.reread_from), bound(state.reread_until)
+        lo, hi = bound(window.lo), bound(window.hi)
         if reread_from is not None and hi is not None and (lo is None or lo <= reread_from):
             if reread_until is None or hi >= reread_until:
                 reread_from = reread_until = None  # this read covered the whole window again

@@ -108,7 +108,8 @@ def batch_bytes(manifest: dict[str, Any]) -> int:
 def lag_seconds(manifest: dict[str, Any], now: datetime | None = None) -> float | None:
     """Now − the newest cursor value of a batch read from the source (None for a replay
     or a table without a cursor)."""
-    newest = parse_time(manifest.get("cursor_max")) if not manifest.get("replayed_from") else None
+    newest = manifest.get("cursor_max") if not manifest.get("replayed_from") else None
+    newest = parse_time(newest) if isinstance(newest, str) else None  # an id cursor has no lag
     if newest is None:
         return None
     return ((now or datetime.now(UTC)) - newest).total_seconds()

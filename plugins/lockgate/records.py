@@ -134,7 +134,7 @@ class Manifest:
             safe_hi=parse_time(data.get("safe_hi")),
             # Batches sealed before read times were recorded: their extract time.
             read_at=parse_time(data.get("read_at") or data.get("extracted_at")),
-            cursor_max=data.get("cursor_max"),
+            cursor_max=None if data.get("cursor_max") is None else str(data["cursor_max"]),
             schema=data["schema"],
             replayed_from=data.get("replayed_from"),
             raw=data,
@@ -143,3 +143,11 @@ class Manifest:
     @property
     def replayed(self) -> bool:
         return bool(self.replayed_from)
+
+    @property
+    def oldest_open(self) -> datetime | None:
+        """The start of the oldest source transaction open while the batch was planned
+        or any of its chunks was read (``None``: none was)."""
+        horizons = [self.raw.get("horizon") or {}, *((c.get("horizon") or {}) for c in self.raw.get("chunks") or [])]
+        starts = [parse_time(h.get("oldest_open_transaction")) for h in horizons]
+        return min((s for s in starts if s is not None), default=None)

@@ -28,7 +28,7 @@ from typing import Any
 
 from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
-from lockgate.incremental import TableState
+from lockgate.incremental import Bound, TableState, parse_time
 from lockgate.typemap import warehouse_type
 
 LOCK_WAIT_SECONDS = 300
@@ -86,6 +86,13 @@ ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS read_at TIMESTAMPTZ;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS replayed_from VARCHAR;
 -- Source rows skipped because their cursor is NULL (null_cursor: exclude).
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_null_cursor BIGINT;
+-- Slices, safe points and watermarks of an id cursor are ids, not times (*_id columns).
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS slice_lo_id BIGINT;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS slice_hi_id BIGINT;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS safe_hi_id BIGINT;
+ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS watermark_id BIGINT;
+ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_from_id BIGINT;
+ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_until_id BIGINT;
 -- Delete propagation: the newest key snapshot applied to each table. Flags and deletes
 -- only move forward in snapshot time: an older key snapshot (a run that finished late,
 -- a replay) is not applied. Its own table: save_state rewrites lockgate.state rows.
@@ -313,13 +320,32 @@ def newer_reads(
     """Slices of loaded batches of the table read from the source after ``read_at``
     (every loaded batch when ``read_at`` is unknown), other than this run version's."""
     rows = conn.execute(
-        "SELECT slice_lo, slice_hi FROM lockgate.runs WHERE source = ? AND table_name = ? "
+        "SELECT coalesce(CAST(slice_lo_id AS VARCHAR), CAST(slice_lo AS VARCHAR)), "
+        "coalesce(CAST(slice_hi_id AS VARCHAR), CAST(slice_hi AS VARCHAR)) FROM lockgate.runs "
+        "WHERE source = ? AND table_name = ? "
         "AND status IN ('loaded', 'published') AND read_at IS NOT NULL "
         "AND (CAST(? AS TIMESTAMPTZ) IS NULL OR read_at > CAST(? AS TIMESTAMPTZ)) "
         "AND NOT (run_id = ? AND coalesce(version, 0) = ?)",
         [source, table, read_at, read_at, run_id, version],
     ).fetchall()
-    return [(lo, hi) for lo, hi in rows]
+    return [(_position(lo), _position(hi)) for lo, hi in rows]
+
+
+def _position(text: str | None) -> Bound | None:
+    """A slice bound read back from ``lockgate.runs`` (an id or a time, as text)."""
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else parse_time(text)
+
+
+def read_positions(conn, source: str, table: str) -> list[tuple[int, datetime]]:
+    """``(slice end, read time)`` of the table's published reads of an ``id`` cursor
+    (:meth:`lockgate.incremental.Incremental.safe_position`)."""
+    return conn.execute(
+        "SELECT slice_hi_id, read_at FROM lockgate.runs WHERE source = ? AND table_name = ? AND status = 'published' "
+        "AND slice_hi_id IS NOT NULL AND read_at IS NOT NULL AND replayed_from IS NULL",
+        [source, table],
+    ).fetchall()
 
 
 def _range_sql(conn, source: str, table: str, cursor: Cursor, lo: datetime | None, hi: datetime | None) -> str:
@@ -410,15 +436,22 @@ _RUN_COLUMNS = {
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
     "load_seconds", "safe_hi", "rows_deleted", "rules_passed", "read_at", "replayed_from", "rows_null_cursor",
+    "slice_lo_id", "slice_hi_id", "safe_hi_id",
 }  # fmt: skip
+_ID_COLUMNS = {"slice_lo", "slice_hi", "safe_hi"}
 _RUN_KEY = "source = ? AND table_name = ? AND run_id = ? AND coalesce(version, 0) = ?"
 
 
 def record_run(conn, source: str, table: str, run_id: str, *, version: int = 0, **fields: Any) -> None:
-    """Create or update the audit row of one table in one run version."""
+    """Create or update the audit row of one table in one run version (an id cursor's
+    slice bounds go to the ``*_id`` columns)."""
     unknown = set(fields) - _RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run fields: {sorted(unknown)}")
+    for name in _ID_COLUMNS & set(fields):
+        value = fields[name]
+        if isinstance(value, int) and not isinstance(value, bool):
+            fields[name], fields[f"{name}_id"] = None, value
     now = datetime.now(UTC)
     key = [source, table, run_id, version]
     exists = conn.execute(f"SELECT count(*) FROM lockgate.runs WHERE {_RUN_KEY}", key).fetchone()[0]
@@ -450,22 +483,36 @@ def get_watermark(conn, source: str, table: str) -> datetime | None:
 def get_state(conn, source: str, table: str) -> TableState:
     """The table's checkpoint: watermark and the pending re-read window (if any)."""
     row = conn.execute(
-        "SELECT watermark, reread_from, reread_until, cursor_max, last_run_id FROM lockgate.state "
-        "WHERE source = ? AND table_name = ?",
+        "SELECT watermark, watermark_id, reread_from, reread_from_id, reread_until, reread_until_id, cursor_max, "
+        "last_run_id FROM lockgate.state WHERE source = ? AND table_name = ?",
         [source, table],
     ).fetchone()
-    return TableState(*row) if row else TableState()
+    if row is None:
+        return TableState()
+    mark, mark_id, since, since_id, until, until_id, cursor_max, last_run = row
+    return TableState(
+        _either(mark_id, mark), _either(since_id, since), _either(until_id, until), cursor_max, last_run
+    )
 
 
 def save_state(conn, source: str, table: str, state: TableState) -> None:
     """Store the table's checkpoint (the rules that compute it live in :mod:`lockgate.incremental`)."""
     conn.execute("DELETE FROM lockgate.state WHERE source = ? AND table_name = ?", [source, table])
+    mark, since, until = (_split(v) for v in (state.watermark, state.reread_from, state.reread_until))
     conn.execute(
-        "INSERT INTO lockgate.state (source, table_name, watermark, cursor_max, last_run_id, updated_at, "
-        "reread_from, reread_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [source, table, state.watermark, state.cursor_max, state.last_run_id, datetime.now(UTC),
-         state.reread_from, state.reread_until],
+        "INSERT INTO lockgate.state (source, table_name, watermark, watermark_id, cursor_max, last_run_id, "
+        "updated_at, reread_from, reread_from_id, reread_until, reread_until_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [source, table, *mark, state.cursor_max, state.last_run_id, datetime.now(UTC), *since, *until],
     )  # fmt: skip
+
+
+def _split(value: Bound | None) -> tuple[datetime | None, int | None]:
+    """A bound as its two columns: ``(time, None)`` or ``(None, id)``."""
+    return (None, value) if isinstance(value, int) else (value, None)
+
+
+def _either(position: int | None, instant: datetime | None) -> Bound | None:
+    return position if position is not None else instant
 
 
 def check_schema(conn, source: str, table: str, manifest_schema: list[dict]) -> None:
@@ -505,12 +552,14 @@ def propagate_deletes(
     cursor: str | None,
     keys_read_at: datetime | None,
     cursor_rules: Cursor | None = None,
+    read_up_to: int | None = None,
 ) -> int:
     """Remove (``delete``) or mark (``flag``) warehouse rows whose key is gone from the source.
 
     ``keys_read_at`` is the key snapshot's time (capped by the oldest source transaction
     open then). Rows whose cursor is at or after it are left alone: they may have been
-    committed or loaded after this key snapshot was taken. A flagged row's
+    committed or loaded after this key snapshot was taken. An ``id`` cursor has no time:
+    rows at or above ``read_up_to`` (the batch's slice end) are left alone. A flagged row's
     ``_lockgate_deleted_at`` is that time: its key was gone from the source then.
 
     Key snapshots only move forward: the newest one applied is kept per table in
@@ -540,8 +589,9 @@ def propagate_deletes(
     match = " AND ".join(f"k.{q(c)} = t.{q(c)}" for c in primary_key)
     gone = f"NOT EXISTS (SELECT 1 FROM lockgate_keys k WHERE {match})"
     cursor_rules = cursor_rules or Cursor.named(cursor)
-    if cursor_rules and keys_read_at is not None:
-        literal = _cursor_literal(conn, source, table, cursor_rules, keys_read_at)
+    guard = read_up_to if cursor_rules and cursor_rules.ordinal else keys_read_at
+    if cursor_rules and guard is not None:
+        literal = _cursor_literal(conn, source, table, cursor_rules, guard)
         gone += f" AND {cursor_rules.duck_expr('t.')} < {literal}"
     if policy == "delete":
         count = conn.execute(f"SELECT count(*) FROM {target} t WHERE {gone}").fetchone()[0]

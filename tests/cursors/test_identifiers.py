@@ -162,26 +162,27 @@ def test_postgres_quoted_mixed_case_table_and_columns(pg_source, reader):
     _assert_same(src, "order", sql, "OrderId")
 
 
-def test_postgres_view_in_another_schema(pg_source):
+@pytest.mark.parametrize("schema", ["sales", '"Sales Dept"'])  # a plain and a quoted (mixed case, space) schema
+def test_postgres_view_in_another_schema(pg_source, schema):
     src = pg_source
-    src.sql("DROP SCHEMA IF EXISTS sales CASCADE")
-    src.sql("CREATE SCHEMA sales")
-    src.sql('CREATE TABLE sales.orders (id integer PRIMARY KEY, "Created At" timestamp NOT NULL, '
+    src.sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    src.sql(f"CREATE SCHEMA {schema}")
+    src.sql(f'CREATE TABLE {schema}.orders (id integer PRIMARY KEY, "Created At" timestamp NOT NULL, '
             '"LastUpdate" timestamp, "order" text, "Größe" integer)')  # fmt: skip
     rows = [(i, naive(day(0) + timedelta(minutes=i)), None if i % 2 else naive(day(0) + timedelta(minutes=i, seconds=30)),
              f"o{i}", i * 3) for i in range(1, 41)]  # fmt: skip
-    src.many("INSERT INTO sales.orders VALUES (%s, %s, %s, %s, %s)", rows)
-    src.sql('CREATE VIEW sales."Open Orders" AS SELECT id, "Created At", "LastUpdate", "order", "Größe" '
-            "FROM sales.orders WHERE id % 10 <> 0")  # fmt: skip
+    src.many(f"INSERT INTO {schema}.orders VALUES (%s, %s, %s, %s, %s)", rows)
+    src.sql(f'CREATE VIEW {schema}."Open Orders" AS SELECT id, "Created At", "LastUpdate", "order", "Größe" '
+            f"FROM {schema}.orders WHERE id % 10 <> 0")  # fmt: skip
     src.tables["open_orders"] = {
-        "name": "open_orders", "source_table": 'sales."Open Orders"', "primary_key": ["id"], "mode": "append",
+        "name": "open_orders", "source_table": f'{schema}."Open Orders"', "primary_key": ["id"], "mode": "append",
         "cursor": {"coalesce": ["LastUpdate", "Created At"]}, "reconcile_sum": "Größe", "fetch_size": 7,
     }  # fmt: skip
     assert run_between(src, "open_orders", day(0), day(1))["rows"] == 36
-    src.sql('INSERT INTO sales.orders VALUES (41, %s, NULL, \'late\', 1)', (naive(day(1) + timedelta(hours=1)),))
+    src.sql(f"INSERT INTO {schema}.orders VALUES (41, %s, NULL, 'late', 1)", (naive(day(1) + timedelta(hours=1)),))
     run_between(src, "open_orders", day(1), day(2))
     run_between(src, "open_orders", day(0), day(1), tag="again")
-    sql = 'SELECT id, "Created At", "LastUpdate", "order", "Größe" FROM sales."Open Orders" ORDER BY id'
+    sql = f'SELECT id, "Created At", "LastUpdate", "order", "Größe" FROM {schema}."Open Orders" ORDER BY id'
     _assert_same(src, "open_orders", sql, "id")
 
 
@@ -229,6 +230,36 @@ def test_mariadb_reserved_table_in_another_database(maria_source, other_maria_db
     run_between(src, "order", day(1), day(2), tag="again")
     sql = f"SELECT `Id`, `LastUpdate`, `group`, `user`, `café`, `Größe`, `back``tick` FROM `{db}`.`order` ORDER BY 1"
     _assert_same(src, "order", sql, "Id")
+
+
+# --- a dot in column names, validated by both GX engines --------------------------------
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_postgres_dotted_column_names_through_both_validation_engines(pg_source, monkeypatch, engine):
+    """Spark reads ``a.b`` as a field of a struct unless the name is quoted: a rule on a
+    dotted column must check that column on the Spark engine as on the pandas one."""
+    from lockgate import quality
+
+    src = pg_source
+    if engine == "spark":
+        monkeypatch.setattr(quality, "IN_PROCESS_ROWS", 0)
+    src.sql('CREATE TABLE "fx.rates" (id integer PRIMARY KEY, "amount.eur" integer, "at.utc" timestamp NOT NULL)')
+    src.many('INSERT INTO "fx.rates" VALUES (%s, %s, %s)',
+             [(i, None if i == 7 else i * 10, naive(day(0) + timedelta(minutes=i))) for i in range(1, 31)])  # fmt: skip
+    expectations = _suite(src, "fx_rates", [_rule("expect_column_values_to_not_be_null", column="amount.eur"),
+                                            _rule("expect_column_values_to_be_between", column="amount.eur", max_value=250),
+                                            _rule("expect_column_values_to_be_unique", column="id")])  # fmt: skip
+    src.tables["fx_rates"] = {
+        "name": "fx_rates", "source_table": '"fx.rates"', "primary_key": ["id"], "mode": "append",
+        "cursor": '"at.utc"', "expectations": expectations, "on_quality_failure": "quarantine",
+    }  # fmt: skip
+    first = run_between(src, "fx_rates", day(0), day(1))
+    assert _lake_columns(first) == ["id", "amount.eur", "at.utc"]
+    assert first["load"]["rows_quarantined"] == 6  # id 7 (NULL) and ids 26..30 (> 250)
+    quarantined = next((Path(src.settings.lake_root) / "quarantine").rglob("*.parquet"))
+    assert sorted(pq.read_table(quarantined).column("id").to_pylist()) == [7, 26, 27, 28, 29, 30]
+    assert _quality(src, "fx_rates") == (4, 2)  # the suite's 3 rules and the row-count check
+    sql = 'SELECT id, "amount.eur", "at.utc" FROM "fx.rates" WHERE id <> 7 AND "amount.eur" <= 250 ORDER BY id'
+    _assert_same(src, "fx_rates", sql, "id")
 
 
 # --- SQLite: spaces and a keyword in names ---------------------------------------------

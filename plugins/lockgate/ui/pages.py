@@ -48,7 +48,10 @@ def human_age(seconds: float | None) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
-def _time(value: datetime | None) -> str:
+def _time(value: datetime | int | None) -> str:
+    """A time, or an id cursor's position (``id 1234``)."""
+    if isinstance(value, int):
+        return f"id {value}"
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
