@@ -39,7 +39,7 @@ lint: setup
 # switches it to write-ahead logging, so CLI commands run beside the scheduler.
 airflow-ui: setup
 	@env_file="$$($(VENV)/bin/lockgate airflow-env)" && set -a && . "$$env_file" && set +a && \
-		$(VENV)/bin/lockgate airflow-db && exec airflow standalone
+		$(VENV)/bin/lockgate airflow-db && exec $(VENV)/bin/lockgate airflow-standalone
 
 clean:
 	rm -rf lake warehouse .lockgate/airflow .lockgate/airflow.env .lockgate/logs .lockgate/demo

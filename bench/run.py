@@ -6,35 +6,64 @@ pipeline (extract + validate + load into DuckDB), ``psql`` binary COPY (the limi
 reference), ConnectorX and dlt ``sql_table`` (pyarrow backend) — each writing the
 table to Parquet except COPY, which streams to /dev/null. Then the fixed overhead of
 a source with many tiny tables, the cost of an interval with few changed rows, and
-the memory of extracting a table larger than the Spark driver's memory.
+the memory of extracting a table larger than the Spark driver's memory. All of these
+run Lockgate's stages in one warm interpreter and Spark session (*warm-session*).
 
-Results: ``bench/results/latest.json`` (+ ``latest.md`` and ``latest.png``).
-Figures on a shared machine are noisy; compare the ratios within one run.
+Then what users live with (*as users run it*), in the same run: ``dag_full_load``, a
+fresh ``airflow dags test`` process loading TPC-H ``lineitem`` SF1 in full
+(:mod:`dag_full_load`), against ``duckdb_scanner`` (:mod:`duckdb_scanner`) and
+ConnectorX on the same table; and ``scheduler_small_tables``, one interval of 20 tables
+of 100 rows run by ``airflow standalone`` (:mod:`scheduler_small_tables`).
+
+Results: ``bench/results/latest.json`` (+ ``latest.md`` and ``latest.png``);
+``--only`` runs a subset and prints it. Figures on a shared machine are noisy; compare
+the ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-WORK = ROOT / "bench" / "scratch"
-DB = os.environ.get("LOCKGATE_BENCH_DB", "lockgate_bench")
-PG = {"host": "127.0.0.1", "port": 5432, "user": os.environ.get("LOCKGATE_BENCH_USER", "postgres")}
+import tpch_lineitem
+from benchlib import (
+    AS_USERS_RUN,
+    DB,
+    PG,
+    REFERENCE,
+    RESULTS,
+    WARM,
+    WORK,
+    ensure_database,
+    log,
+    pg_connect,
+    python_job,
+    timed,
+)  # fmt: skip
+from dag_full_load import DagFullLoad, bench_dag_full_load
+from duckdb_scanner import ScannerResult, bench_duckdb_scanner
+from report import KINDS, Target, write_results
+from scheduler_small_tables import SchedulerSmallTables, bench_scheduler_small_tables
+
 TABLE = "bench_lineitem"
 DAY = datetime(2026, 1, 1, tzinfo=UTC)
+#: The measures of the bench table (warm session and references), and those of TPC-H
+#: lineitem and the scheduler (as users run them, and their references).
+TABLE_MEASURES = ("copy_binary", "connectorx", "dlt_pyarrow", "lockgate", "incremental", "small_tables", "memory")
+USER_MEASURES = ("connectorx_lineitem", "duckdb_scanner", "dag_full_load", "scheduler_small_tables", "scheduler_levers")
+#: The deployment's fixed-cost levers, each turned off alone beside the default run.
+SCHEDULER_LEVERS = {
+    "without_spark_connect": {"LOCKGATE_SPARK_CONNECT_PORT": "off"},  # a Spark JVM in every extract task
+    "without_preload": {"LOCKGATE_PRELOAD": "0"},  # every task imports GX, the task SDK, ...
+}
 
 CREATE = f"""
 DROP TABLE IF EXISTS {TABLE};
@@ -80,20 +109,8 @@ SUITE = {
 }  # fmt: skip
 
 
-def log(message: str) -> None:
-    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def pg_connect(dbname: str):
-    import psycopg
-
-    return psycopg.connect(**PG, dbname=dbname, autocommit=True)
-
-
 def ensure_table(rows: int) -> int:
-    with pg_connect("postgres") as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
-            admin.execute(f'CREATE DATABASE "{DB}"')
+    ensure_database()
     with pg_connect(DB) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0]
         current = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] if exists else -1
@@ -104,44 +121,19 @@ def ensure_table(rows: int) -> int:
     return int(size)
 
 
-def timed(command: list[str] | str, *, env: dict | None = None, shell: bool = False) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, shell=shell, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
-
-
-def python_job(code: str, env: dict | None = None) -> dict:
-    """Run ``code`` in a fresh interpreter; it reports its own timings as JSON through
-    ``emit()`` (a file, so that library chatter on stdout cannot get in the way)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK) as result:
-        prelude = (
-            "import json as _json, os as _os\n"
-            "def emit(value):\n"
-            "    with open(_os.environ['BENCH_RESULT'], 'w') as _f:\n"
-            "        _json.dump(value, _f)\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-            env={**os.environ, **(env or {}), "BENCH_RESULT": result.name},
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmark job failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        return json.load(result)
-
-
 def bench_copy_binary(repeats: int) -> list[float]:
     command = ["psql", "-h", PG["host"], "-U", PG["user"], "-d", DB, "-q", "-c",
                f"\\copy (SELECT * FROM {TABLE}) TO '/dev/null' WITH (FORMAT binary)"]  # fmt: skip
     return [timed(command) for _ in range(repeats)]
 
 
-def bench_connectorx(repeats: int, out: Path) -> list[float]:
+def bench_connectorx(repeats: int, out: Path, table: str = TABLE, partition_on: str = "l_id") -> list[float]:
     code = f"""
         import json, time
         import connectorx as cx, pyarrow.parquet as pq
         started = time.perf_counter()
-        table = cx.read_sql("postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{DB}", "SELECT * FROM {TABLE}",
-                            return_type="arrow", partition_on="l_id", partition_num={os.cpu_count() or 2})
+        table = cx.read_sql("postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{DB}", "SELECT * FROM {table}",
+                            return_type="arrow", partition_on="{partition_on}", partition_num={os.cpu_count() or 2})
         pq.write_table(table, "{out}/cx.parquet", compression="zstd")
         emit({{"seconds": time.perf_counter() - started, "rows": table.num_rows}})
     """
@@ -311,49 +303,85 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def write_results(result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    m, r = result["median_s"], result["ratios"]
-    lines = [
-        f"Benchmark {result['date']} — {result['rows']:,} rows, {result['table_bytes'] / 2**20:,.0f} MiB in PostgreSQL, "
-        f"{result['machine']['cpus']} cores, medians of {result['repeats']} runs",
-        "",
-        "| measure | median s |",
-        "|---|---:|",
-        *[f"| {k} | {v:.2f} |" for k, v in m.items()],
-        "",
-        "| ratio | value | target | met |",
-        "|---|---:|---:|:---:|",
-        *[f"| {k} | {v['value']:.2f} | ≤ {v['target']} | {'yes' if v['met'] else 'no'} |" for k, v in r.items()],
-        "",
-        f"small tables: {result['small_tables']['tables']} tables, "
-        f"{result['small_tables']['overhead_s_per_table']:.2f} s per table (target ≤ 1.5); "
-        f"incremental: {result['incremental']['changed_rows']:,} changed rows in {result['incremental']['seconds']:.2f} s; "
-        f"memory: {result['memory']['rows']:,} rows with driver memory {result['memory']['driver_memory']}, "
-        f"peak RSS {result['memory']['peak_rss_mb']:.0f} MB",
-    ]
-    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        import matplotlib
+@dataclasses.dataclass
+class UserRuns:
+    """TPC-H lineitem through a whole DAG run, its references, and the scheduler run."""
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    lineitem_bytes: int | None = None
+    connectorx_lineitem: list[float] | None = None
+    duckdb_scanner: ScannerResult | None = None
+    dag_full_load: DagFullLoad | None = None
+    scheduler_small_tables: SchedulerSmallTables | None = None
+    scheduler_levers: dict[str, SchedulerSmallTables] = dataclasses.field(default_factory=dict)
 
-        names = list(m)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.barh(names, [m[n] for n in names], color=["#2a6" if n.startswith("lockgate") else "#888" for n in names])
-        ax.set_xlabel("seconds (median, lower is better)")
-        ax.set_title(f"{result['rows']:,} rows from PostgreSQL to Parquet")
-        fig.tight_layout()
-        fig.savefig(RESULTS / "latest.png", dpi=110)
-    except ImportError:
-        log("matplotlib is missing: no chart")
+    def as_json(self) -> dict:
+        out: dict = {}
+        if self.lineitem_bytes is not None:
+            out["lineitem"] = {"table": tpch_lineitem.TABLE, "rows": tpch_lineitem.ROWS, "table_bytes": self.lineitem_bytes}
+        if self.connectorx_lineitem:
+            out["connectorx_lineitem"] = {"seconds": median(self.connectorx_lineitem), "kind": REFERENCE,
+                                          "samples_s": [round(x, 3) for x in self.connectorx_lineitem]}  # fmt: skip
+        for name in ("duckdb_scanner", "dag_full_load", "scheduler_small_tables"):
+            if getattr(self, name) is not None:
+                out[name] = dataclasses.asdict(getattr(self, name))
+        if self.scheduler_levers:
+            out["scheduler_levers"] = {
+                name: {"seconds": run.seconds, "seconds_per_table": run.seconds_per_table, "env": SCHEDULER_LEVERS[name],
+                       "kind": AS_USERS_RUN}
+                for name, run in self.scheduler_levers.items()
+            }  # fmt: skip
+        return out
+
+    def targets(self) -> dict[str, Target]:
+        """The issue's targets on these measures (those measured in this run)."""
+        full, scanner, cx, sched = self.dag_full_load, self.duckdb_scanner, self.connectorx_lineitem, self.scheduler_small_tables
+        out = {}
+        if full and scanner:
+            out["dag_full_load/duckdb_scanner"] = Target(full.seconds / scanner.seconds, 2.5, f"{AS_USERS_RUN} / {REFERENCE}")
+        if full and full.stages.extract and cx:
+            out["lineitem_extract/connectorx_lineitem"] = Target(
+                full.stages.extract / median(cx), 1.0, f"{AS_USERS_RUN} (extract stage of dag_full_load) / {REFERENCE}")
+        if full and full.stages.extract and full.stages.validate:
+            out["lineitem_validate/lineitem_extract"] = Target(
+                full.stages.validate / full.stages.extract, 0.35, f"{AS_USERS_RUN} (stages of dag_full_load)")
+        if sched:
+            out["scheduler_small_tables_s_per_table"] = Target(sched.seconds_per_table, 3.0, AS_USERS_RUN)
+        return out  # fmt: skip
 
 
-def partial_run(only: set[str], args, work: Path, suite_dir: Path, table_bytes: int) -> dict:
+def run_user_measures(wanted: set[str], args, work: Path) -> UserRuns:
+    runs = UserRuns()
+    if wanted & {"connectorx_lineitem", "duckdb_scanner", "dag_full_load"}:
+        ensure_database()
+        runs.lineitem_bytes = tpch_lineitem.ensure_lineitem()
+    if "connectorx_lineitem" in wanted:
+        log("ConnectorX on TPC-H lineitem")
+        runs.connectorx_lineitem = bench_connectorx(args.repeats, work, tpch_lineitem.TABLE, "l_orderkey")
+    if "duckdb_scanner" in wanted:
+        log("DuckDB postgres scanner on TPC-H lineitem")
+        runs.duckdb_scanner = bench_duckdb_scanner(work, tpch_lineitem.TABLE, args.repeats)
+    if "dag_full_load" in wanted:
+        log("dag_full_load: a full load of TPC-H lineitem with `airflow dags test`")
+        runs.dag_full_load = bench_dag_full_load(WORK / "dag_full_load", runs.lineitem_bytes or 0)
+    if "scheduler_small_tables" in wanted:
+        log(f"scheduler_small_tables: {args.scheduler_tables} tables through `airflow standalone`")
+        ensure_database()
+        runs.scheduler_small_tables = bench_scheduler_small_tables(WORK / "scheduler_small_tables", args.scheduler_tables)
+    if "scheduler_levers" in wanted:
+        ensure_database()
+        for name, env in SCHEDULER_LEVERS.items():
+            log(f"scheduler_small_tables {name}: {env}")
+            runs.scheduler_levers[name] = bench_scheduler_small_tables(
+                WORK / f"scheduler_small_tables_{name}", args.scheduler_tables, env
+            )
+    return runs
+
+
+def partial_run(only: set[str], args, work: Path, suite_dir: Path) -> dict:
     """Some of the measures, for a quick look while tuning."""
-    out: dict = {}
+    out: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    table_bytes = ensure_table(args.rows) if only & set(TABLE_MEASURES) else 0
     if "copy_binary" in only:
         out["copy_binary"] = bench_copy_binary(args.repeats)
     if "connectorx" in only:
@@ -368,7 +396,60 @@ def partial_run(only: set[str], args, work: Path, suite_dir: Path, table_bytes: 
         out["small_tables"] = bench_small_tables(work, args.small_tables)
     if "memory" in only:
         out["memory"] = bench_memory(work, suite_dir, table_bytes, args.driver_memory)
+    user = run_user_measures(only & set(USER_MEASURES), args, work)
+    out.update(user.as_json())
+    if user.targets():
+        out["ratios"] = {name: target.as_json() for name, target in user.targets().items()}
+    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
+
+
+def full_run(args, work: Path, suite_dir: Path) -> dict:
+    """Every measure, one after the other, in one run."""
+    load_before = os.getloadavg()
+    table_bytes = ensure_table(args.rows)
+    samples: dict[str, list[float]] = {}
+    log("psql binary COPY");           samples["copy_binary"] = bench_copy_binary(args.repeats)  # noqa: E702
+    log("ConnectorX");                 samples["connectorx"] = bench_connectorx(args.repeats, work)  # noqa: E702
+    log("dlt sql_table (pyarrow)");    samples["dlt_pyarrow"] = bench_dlt(args.repeats, work)  # noqa: E702
+    log("Lockgate pipeline");          lockgate = bench_lockgate(args.repeats, work, suite_dir)  # noqa: E702
+    samples["lockgate_extract"] = lockgate["extract"]
+    samples["lockgate_validate"] = lockgate["validate"]
+    samples["lockgate_load"] = lockgate["load"]
+    samples["lockgate_pipeline"] = lockgate["pipeline"]
+    med = {k: median(v) for k, v in samples.items()}
+    log("incremental interval");       incremental = bench_incremental(work, suite_dir, args.changed_rows)  # noqa: E702
+    incremental["full_load_seconds"] = med["lockgate_pipeline"]
+    log("small tables");               small = bench_small_tables(work, args.small_tables)  # noqa: E702
+    log("memory");                     memory = bench_memory(work, suite_dir, table_bytes, args.driver_memory)  # noqa: E702
+    user = run_user_measures(set(USER_MEASURES), args, work)
+    vs_reference = f"{WARM} / {REFERENCE}"
+    ratios = {
+        "lockgate_extract/connectorx": Target(med["lockgate_extract"] / med["connectorx"], 1.0, vs_reference),
+        "lockgate_extract/dlt_pyarrow": Target(med["lockgate_extract"] / med["dlt_pyarrow"], 0.4, vs_reference),
+        "lockgate_extract/copy_binary": Target(med["lockgate_extract"] / med["copy_binary"], 2.0, vs_reference),
+        "lockgate_pipeline/copy_binary": Target(med["lockgate_pipeline"] / med["copy_binary"], 3.0, vs_reference),
+        "lockgate_validate/lockgate_extract": Target(med["lockgate_validate"] / med["lockgate_extract"], 0.35, WARM),
+        "incremental/full_load": Target(incremental["seconds"] / incremental["full_load_seconds"], 0.10, WARM),
+        **user.targets(),
+    }
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": args.rows,
+        "table_bytes": table_bytes,
+        "repeats": args.repeats,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_start": [round(x, 2) for x in load_before],
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "kinds": KINDS,
+        "median_s": med,
+        "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
+        "ratios": {name: target.as_json() for name, target in ratios.items()},
+        "small_tables": small,
+        "incremental": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in incremental.items()},
+        "memory": memory,
+        **user.as_json(),
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,63 +457,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--small-tables", type=int, default=50)
+    parser.add_argument("--scheduler-tables", type=int, default=20)
     parser.add_argument("--changed-rows", type=int, default=1000)
     parser.add_argument("--driver-memory", default="512m")
     parser.add_argument(
         "--only", default="",
-        help="comma-separated subset of copy_binary,connectorx,dlt_pyarrow,lockgate,incremental,small_tables,memory: "
-        "prints those figures and writes no results",
+        help=f"comma-separated subset of {','.join(TABLE_MEASURES + USER_MEASURES)}: prints those figures (and the "
+        f"targets they allow), keeps them in {WORK.name}/only.json and writes no results",
     )  # fmt: skip
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = only - set(TABLE_MEASURES + USER_MEASURES)
+    if unknown:
+        parser.error(f"unknown measure(s) in --only: {', '.join(sorted(unknown))}")
     WORK.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
     suite_dir = work / "expectations"
     (suite_dir / "bench").mkdir(parents=True)
     (suite_dir / "bench" / "lineitem.json").write_text(json.dumps(SUITE), encoding="utf-8")
     try:
-        table_bytes = ensure_table(args.rows)
         if only:
-            print(json.dumps(partial_run(only, args, work, suite_dir, table_bytes), indent=2))
+            out = json.dumps(partial_run(only, args, work, suite_dir), indent=2, default=str)
+            (WORK / "only.json").write_text(out + "\n", encoding="utf-8")
+            print(out)
             return 0
-        samples: dict[str, list[float]] = {}
-        log("psql binary COPY");           samples["copy_binary"] = bench_copy_binary(args.repeats)  # noqa: E702
-        log("ConnectorX");                 samples["connectorx"] = bench_connectorx(args.repeats, work)  # noqa: E702
-        log("dlt sql_table (pyarrow)");    samples["dlt_pyarrow"] = bench_dlt(args.repeats, work)  # noqa: E702
-        log("Lockgate pipeline");          lockgate = bench_lockgate(args.repeats, work, suite_dir)  # noqa: E702
-        samples["lockgate_extract"] = lockgate["extract"]
-        samples["lockgate_validate"] = lockgate["validate"]
-        samples["lockgate_load"] = lockgate["load"]
-        samples["lockgate_pipeline"] = lockgate["pipeline"]
-        med = {k: median(v) for k, v in samples.items()}
-        log("incremental interval");       incremental = bench_incremental(work, suite_dir, args.changed_rows)  # noqa: E702
-        incremental["full_load_seconds"] = med["lockgate_pipeline"]
-        log("small tables");               small = bench_small_tables(work, args.small_tables)  # noqa: E702
-        log("memory");                     memory = bench_memory(work, suite_dir, table_bytes, args.driver_memory)  # noqa: E702
-        ratios = {
-            "lockgate_extract/connectorx": (med["lockgate_extract"] / med["connectorx"], 1.0),
-            "lockgate_extract/dlt_pyarrow": (med["lockgate_extract"] / med["dlt_pyarrow"], 0.4),
-            "lockgate_extract/copy_binary": (med["lockgate_extract"] / med["copy_binary"], 2.0),
-            "lockgate_pipeline/copy_binary": (med["lockgate_pipeline"] / med["copy_binary"], 3.0),
-            "lockgate_validate/lockgate_extract": (med["lockgate_validate"] / med["lockgate_extract"], 0.35),
-            "incremental/full_load": (incremental["seconds"] / incremental["full_load_seconds"], 0.10),
-        }
-        result = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "rows": args.rows,
-            "table_bytes": table_bytes,
-            "repeats": args.repeats,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "median_s": med,
-            "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
-            "ratios": {k: {"value": round(v, 3), "target": t, "met": v <= t} for k, (v, t) in ratios.items()},
-            "small_tables": small,
-            "incremental": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in incremental.items()},
-            "memory": memory,
-        }
+        result = full_run(args, work, suite_dir)
         write_results(result)
         print((RESULTS / "latest.md").read_text(encoding="utf-8"))
-        print(json.dumps({"small_tables": small, "incremental": result["incremental"], "memory": memory}, indent=2))
+        print(json.dumps({k: result.get(k) for k in ("small_tables", "incremental", "memory")}, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

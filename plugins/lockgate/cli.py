@@ -47,6 +47,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         ),
         # The UI of a laptop's Airflow is for this machine only (Airflow binds 0.0.0.0).
         "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
+        **_api_urls(),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -58,6 +59,19 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "LOCKGATE_WAREHOUSE": settings.warehouse,
         "LOCKGATE_SOURCES_DIR": str(settings.sources_dir),
         "LOCKGATE_EXPECTATIONS_DIR": str(settings.expectations_dir),
+    }
+
+
+def _api_urls() -> dict[str, str]:
+    """Where tasks reach the API server: on another port than 8080 (``AIRFLOW__API__PORT``)
+    Airflow would still send its task processes to 8080, and every task would fail
+    with "connection refused" before it starts."""
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
+    return {
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": os.environ.get(
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/"
+        ),
     }
 
 
@@ -120,6 +134,12 @@ def use_wal(path: Path) -> str:
 
     with sqlite3.connect(path, timeout=60) as conn:
         return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+
+
+def cmd_airflow_standalone(args: argparse.Namespace) -> int:
+    from lockgate import standalone
+
+    return standalone.run(state_dir(load_settings()) / "spark")
 
 
 def cmd_airflow_db(args: argparse.Namespace) -> int:
@@ -408,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     env.set_defaults(func=cmd_airflow_env)
     db = sub.add_parser("airflow-db", help="migrate the local Airflow metadata database (SQLite: WAL mode)")
     db.set_defaults(func=cmd_airflow_db)
+    standalone = sub.add_parser(
+        "airflow-standalone", help="run `airflow standalone` with a Spark Connect server for its tasks"
+    )
+    standalone.set_defaults(func=cmd_airflow_standalone)
     fp = sub.add_parser("fingerprint", help="row count and checksum of every warehouse table of a source")
     fp.add_argument("source")
     fp.set_defaults(func=cmd_fingerprint)

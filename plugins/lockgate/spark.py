@@ -8,6 +8,7 @@ machine. JDBC driver jars come from Debian's packages (see :mod:`lockgate.settin
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def get_spark(app_name: str = "lockgate", settings: Settings | None = None):
     from pyspark.sql import SparkSession
 
     if settings.spark_remote:
+        logging.getLogger("lockgate").info("Spark Connect session at %s", settings.spark_remote)
         return SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
     active = SparkSession.getActiveSession()
     if active is not None:

@@ -29,14 +29,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def clean_env(root: Path, port: int) -> dict[str, str]:
-    """A new user's shell: no venv on PATH, no Lockgate/Airflow variables, own state."""
+def clean_env(root: Path, port: int, spark_port: int) -> dict[str, str]:
+    """A new user's shell: no venv on PATH, no Lockgate/Airflow variables, own state
+    (and ports of its own, so that a developer's running stack does not interfere)."""
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKGATE_", "VIRTUAL_ENV"))}
     return {
         **env, "PATH": path, "LOCKGATE_STATE_DIR": str(root / "state"), "AIRFLOW__API__PORT": str(port),
         "LOCKGATE_LAKE_ROOT": str(root / "lake"), "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "w.duckdb"),
+        "LOCKGATE_SPARK_CONNECT_PORT": str(spark_port),
     }  # fmt: skip
+
+
+def listening_on(port: int) -> set[str]:
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return {line.split()[3] for line in listening.stdout.splitlines()}
 
 
 def http(url: str, *, data: dict | None = None, token: str | None = None) -> tuple[int, str]:
@@ -76,7 +83,7 @@ def standalone(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("airflow-ui")
     port = free_port()
-    env = clean_env(root, port)
+    env = clean_env(root, port, free_port())
     create_shop_db(root / "state" / "demo" / "shop.db", scale=0.02, start=date(2026, 1, 1), days=1)
     log = root / "make-airflow-ui.log"
     with open(log, "w", encoding="utf-8") as out:
@@ -94,10 +101,12 @@ def standalone(tmp_path_factory):
 
 
 def test_ui_listens_on_loopback_only_and_serves_the_page_behind_a_login(standalone):
-    root, port, _, _ = standalone
-    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True)
-    addresses = {line.split()[3] for line in listening.stdout.splitlines()}
+    root, port, env, _ = standalone
+    addresses = listening_on(port)
     assert addresses == {f"127.0.0.1:{port}"}, f"the API server listens on {addresses}"
+    spark_port = int(env["LOCKGATE_SPARK_CONNECT_PORT"])
+    spark = listening_on(spark_port)  # a JVM reports 127.0.0.1 as an IPv4-mapped address
+    assert spark and spark <= {f"127.0.0.1:{spark_port}", f"[::ffff:127.0.0.1]:{spark_port}"}, spark
     base = f"http://127.0.0.1:{port}"
     assert http(f"{base}/lockgate/")[0] == 401
     passwords = json.loads(
@@ -110,16 +119,52 @@ def test_ui_listens_on_loopback_only_and_serves_the_page_behind_a_login(standalo
     assert status == 200 and "data-source='shop'" in page, page[:500]
 
 
-def test_readme_cli_commands_work_beside_the_scheduler(standalone):
-    root, port, env, log = standalone
-    # The dag-processor of `airflow standalone` parses the DAG first.
-    deadline = time.monotonic() + 240
+def test_a_triggered_run_executes_its_extract_on_the_spark_connect_server(standalone):
+    """Tasks are Spark Connect clients of the server `make airflow-ui` started: no JVM per task."""
+    root, _, env, _ = standalone
+    wait_parsed(env)
+    trigger = in_airflow_env(
+        env, """airflow dags trigger ingest_shop --run-id manual__orders --conf '{"tables": ["orders"]}'"""
+    )
+    assert trigger.returncode == 0, trigger.stdout[-2000:] + trigger.stderr[-2000:]
+    assert in_airflow_env(env, "airflow dags unpause ingest_shop").returncode == 0
+    try:
+        state = wait_run_state(env, "manual__orders", timeout=600)
+    finally:
+        in_airflow_env(env, "airflow dags pause ingest_shop")
+    assert state == "success", state
+    logs = list((root / "state" / "airflow" / "logs").rglob("*.log"))
+    extract = [p for p in logs if "run_id=manual__orders" in str(p) and "task_id=orders.extract" in str(p)]
+    assert extract, [str(p) for p in logs][:20]
+    text = extract[0].read_text(encoding="utf-8")
+    assert f"Spark Connect session at sc://127.0.0.1:{env['LOCKGATE_SPARK_CONNECT_PORT']}" in text, text[-3000:]
+
+
+def wait_parsed(env: dict[str, str], timeout: float = 240) -> None:
+    """The dag-processor of `airflow standalone` parses the DAG first."""
+    deadline = time.monotonic() + timeout
     while True:
         listed = in_airflow_env(env, "airflow dags list -o plain")
-        if "ingest_shop" in listed.stdout or time.monotonic() > deadline:
-            break
+        if "ingest_shop" in listed.stdout:
+            return
+        assert time.monotonic() < deadline, listed.stdout + listed.stderr
         time.sleep(5)
-    assert "ingest_shop" in listed.stdout, listed.stdout + listed.stderr
+
+
+def wait_run_state(env: dict[str, str], run_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = in_airflow_env(env, "airflow dags list-runs ingest_shop -o json")
+        line = next((x for x in runs.stdout.splitlines() if x.startswith("[{")), "[]")
+        state = next((r["state"] for r in json.loads(line) if r["run_id"] == run_id), None)
+        if state in ("success", "failed") or time.monotonic() > deadline:
+            return state
+        time.sleep(5)
+
+
+def test_readme_cli_commands_work_beside_the_scheduler(standalone):
+    root, port, env, log = standalone
+    wait_parsed(env)
     # Paused: the runs are created (what the commands must do) but not executed.
     backfill = in_airflow_env(
         env, "airflow backfill create --dag-id ingest_shop --from-date 2026-01-01 --to-date 2026-01-03 --max-active-runs 4"
@@ -131,5 +176,7 @@ def test_readme_cli_commands_work_beside_the_scheduler(standalone):
     assert runs.returncode == 0, runs.stderr[-2000:]
     listed_runs = json.loads(next(line for line in runs.stdout.splitlines() if line.startswith("[{")))
     kinds = sorted(r["run_id"].split("__")[0] for r in listed_runs)
-    assert kinds == ["backfill", "backfill", "backfill", "manual"], listed_runs
+    # One manual run and possibly the newest scheduled one come from the test above (unpaused for a while).
+    assert [k for k in kinds if k != "scheduled"] == ["backfill", "backfill", "backfill", "manual", "manual"], listed_runs
+    assert kinds.count("scheduled") <= 1, listed_runs
     assert "database is locked" not in log.read_text(encoding="utf-8")

@@ -39,6 +39,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from lockgate import airflow_metadata
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: The stack's users (simple auth manager): name -> (role, password). ``outsider`` has no
@@ -287,22 +289,12 @@ class AirflowStack:
     # -- metadata (read-only SQLite queries: cheap polling) ---------------------------
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        uri = f"file:{self.home / 'airflow.db'}?mode=ro"
-        with sqlite3.connect(uri, uri=True, timeout=30) as conn:
-            return conn.execute(sql, params).fetchall()
+        return airflow_metadata.query(self.home, sql, params)
 
     def wait_dag_parsed(self, dag_id: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if self.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", (dag_id,)):
-                    return
-            except sqlite3.Error:
-                pass
-            time.sleep(2)
-        errors = self.query("SELECT filename, stacktrace FROM import_error")
-        raise TimeoutError(f"{dag_id} was not parsed within {timeout}s; import errors: {errors}\n{self.log_tails()}")
+        if not airflow_metadata.wait_parsed(self.home, dag_id, alive=self.check_alive, timeout=timeout, poll=2):
+            errors = self.query("SELECT filename, stacktrace FROM import_error")
+            raise TimeoutError(f"{dag_id} was not parsed within {timeout}s; import errors: {errors}\n{self.log_tails()}")
 
     def runs(self, dag_id: str) -> list[tuple[str, str, str]]:
         """(run_id, run_type, state) of every run of ``dag_id``."""

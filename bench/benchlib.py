@@ -1,0 +1,101 @@
+"""What every benchmark module shares: where things are, the PostgreSQL it reads, logging,
+timing a command and running Python in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "scratch"
+VENV_BIN = Path(sys.executable).parent
+DB = os.environ.get("LOCKGATE_BENCH_DB", "lockgate_bench")
+PG = {"host": "127.0.0.1", "port": 5432, "user": os.environ.get("LOCKGATE_BENCH_USER", "postgres")}
+PG_URI = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{DB}"
+#: The bench database as an Airflow connection (``AIRFLOW_CONN_<ID>``).
+CONNECTION_URI = f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{DB}"
+
+#: How a figure was measured; every measure in the results names one of these.
+WARM = "warm-session"  # one long-lived interpreter and Spark session, stages called directly
+AS_USERS_RUN = "as users run it"  # Airflow processes started fresh, as a user's deployment runs them
+REFERENCE = "reference"  # another tool doing the same work, each run in a fresh process
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def pg_connect(dbname: str = DB):
+    import psycopg
+
+    return psycopg.connect(**PG, dbname=dbname, autocommit=True)
+
+
+def ensure_database() -> None:
+    with pg_connect("postgres") as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{DB}"')
+
+
+def row_count(table: str) -> int:
+    """Rows of ``table`` in the bench database (-1 when it does not exist)."""
+    with pg_connect() as conn:
+        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+            return -1
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def timed(command: list[str] | str, *, env: dict | None = None, shell: bool = False) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, shell=shell, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def python_job(code: str, env: dict | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter; it reports its own timings as JSON through
+    ``emit()`` (a file, so that library chatter on stdout cannot get in the way)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK) as result:
+        prelude = (
+            "import json as _json, os as _os\n"
+            "def emit(value):\n"
+            "    with open(_os.environ['BENCH_RESULT'], 'w') as _f:\n"
+            "        _json.dump(value, _f)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+            env={**os.environ, **(env or {}), "BENCH_RESULT": result.name},
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark job failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        return json.load(result)
+
+
+def duckdb_extension_file(package: str) -> Path:
+    """The extension file a ``duckdb-extension-*`` PyPI package ships (for an offline
+    ``INSTALL '<file>'``); the package is pinned to the installed duckdb's version."""
+    import importlib
+
+    import duckdb
+
+    folder = Path(importlib.import_module(package).__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    found = sorted(folder.glob("*.duckdb_extension"))
+    if not found:
+        raise RuntimeError(f"{package} ships no extension for duckdb {duckdb.__version__} in {folder}")
+    return found[0]
+
+
+def duckdb_extension_sql(package: str, name: str, extension_dir: Path) -> str:
+    """SQL that installs ``name`` from the file of ``package`` into ``extension_dir`` (not
+    the user's ~/.duckdb) and loads it."""
+    return (
+        f"SET extension_directory = '{extension_dir}'; "
+        f"INSTALL '{duckdb_extension_file(package)}'; LOAD {name};"
+    )

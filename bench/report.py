@@ -1,0 +1,138 @@
+"""The results files: ``latest.json`` (everything), ``latest.md`` (the tables a person
+reads, each figure marked warm-session, as users run it, or reference) and ``latest.png``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from benchlib import AS_USERS_RUN, REFERENCE, RESULTS, WARM, log
+
+#: How each measure is taken (also written to the JSON as ``kinds``).
+KINDS = {
+    "copy_binary": REFERENCE, "connectorx": REFERENCE, "dlt_pyarrow": REFERENCE,
+    "lockgate_extract": WARM, "lockgate_validate": WARM, "lockgate_load": WARM, "lockgate_pipeline": WARM,
+    "small_tables": WARM, "incremental": WARM, "memory": WARM,
+    "connectorx_lineitem": REFERENCE, "duckdb_scanner": REFERENCE,
+    "dag_full_load": AS_USERS_RUN, "scheduler_small_tables": AS_USERS_RUN,
+}  # fmt: skip
+
+
+@dataclass
+class Target:
+    """A figure of one run against its target (``value <= target`` meets it)."""
+
+    value: float
+    target: float
+    kind: str  # how the figure's parts were measured
+
+    def as_json(self) -> dict[str, Any]:
+        return {"value": round(self.value, 3), "target": self.target, "met": self.value <= self.target, "kind": self.kind}
+
+
+def write_results(result: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    (RESULTS / "latest.md").write_text("\n".join(markdown(result)) + "\n", encoding="utf-8")
+    chart(result)
+
+
+def markdown(result: dict) -> list[str]:
+    m, r = result["median_s"], result["ratios"]
+    return [
+        f"Benchmark {result['date']} — {result['rows']:,} rows, {result['table_bytes'] / 2**20:,.0f} MiB in PostgreSQL, "
+        f"{result['machine']['cpus']} cores, medians of {result['repeats']} runs",
+        "",
+        f"How measured: *{WARM}* = Lockgate's stages called in one long-lived interpreter with a warm Spark session; "
+        f"*{AS_USERS_RUN}* = fresh Airflow processes as a user's deployment runs the DAG; "
+        f"*{REFERENCE}* = another tool doing the same work, each run in a fresh process.",
+        "",
+        "| measure | median s | how measured |",
+        "|---|---:|---|",
+        *[f"| {k} | {v:.2f} | {KINDS.get(k, '')} |" for k, v in m.items()],
+        "",
+        *user_run_lines(result),
+        "| ratio | value | target | met | how measured |",
+        "|---|---:|---:|:---:|---|",
+        *[f"| {k} | {v['value']:.2f} | ≤ {v['target']} | {'yes' if v['met'] else 'no'} | {v.get('kind', '')} |"
+          for k, v in r.items()],
+        "",
+        f"small tables ({WARM}): {result['small_tables']['tables']} tables, "
+        f"{result['small_tables']['overhead_s_per_table']:.2f} s per table (target ≤ 1.5); "
+        f"incremental ({WARM}): {result['incremental']['changed_rows']:,} changed rows in "
+        f"{result['incremental']['seconds']:.2f} s; memory ({WARM}): {result['memory']['rows']:,} rows with driver "
+        f"memory {result['memory']['driver_memory']}, peak RSS {result['memory']['peak_rss_mb']:.0f} MB",
+        *breakdown_lines(result),
+    ]  # fmt: skip
+
+
+def user_run_lines(result: dict) -> list[str]:
+    """The TPC-H lineitem table and the scheduler run, when measured."""
+    full, scanner = result.get("dag_full_load"), result.get("duckdb_scanner")
+    sched, cx = result.get("scheduler_small_tables"), result.get("connectorx_lineitem")
+    if not (full and scanner and sched and cx):
+        return []
+    stages = full["stages"]
+    return [
+        f"TPC-H lineitem SF1: {full['rows']:,} rows, {full['table_bytes'] / 2**20:,.0f} MiB in PostgreSQL",
+        "",
+        "| measure | s | how measured |",
+        "|---|---:|---|",
+        f"| dag_full_load (`airflow dags test`, whole process) | {full['seconds']:.2f} | {AS_USERS_RUN} |",
+        f"| … its extract / validate / load stages (lockgate.runs) | {stages['extract']:.2f} / "
+        f"{stages['validate']:.2f} / {stages['load']:.2f} | {AS_USERS_RUN} |",
+        f"| duckdb_scanner (postgres scanner → DuckDB table, whole process) | {scanner['seconds']:.2f} | {REFERENCE} |",
+        f"| connectorx_lineitem (→ Arrow → Parquet) | {cx['seconds']:.2f} | {REFERENCE} |",
+        f"| scheduler_small_tables ({sched['tables']} tables × {sched['rows_per_table']} rows, trigger → success) "
+        f"| {sched['seconds']:.2f} ({sched['seconds_per_table']:.2f} per table) | {AS_USERS_RUN} |",
+        "",
+    ]
+
+
+def breakdown_lines(result: dict) -> list[str]:
+    """Where the time of the two user runs went (from their logs' timestamps)."""
+    full, sched = result.get("dag_full_load"), result.get("scheduler_small_tables")
+    if not (full and sched):
+        return []
+
+    def parts(segments: list[dict]) -> str:
+        return "; ".join(f"{s['label']} {s['seconds']:.1f}" for s in segments)
+
+    lines = ["", "Where dag_full_load's time went (s, from the `dags test` log):", "",
+             f"- process: {parts(full['process'])}"]
+    lines += [f"- {task['task_id']} {task['seconds']:.1f}: {parts(task['segments'])}" for task in full["tasks"]]
+    lines += ["", f"Where scheduler_small_tables' time went (s; medians per task of each stage, from the metadata and "
+              f"the task logs; up to {sched['max_concurrent_tasks']} tasks ran at once; trigger → first task start "
+              f"{sched['trigger_to_first_task_start']}):", ""]
+    for stage, timing in sched["stages"].items():
+        lines.append(f"- {stage}: queued → start {timing['queued_to_start']}, start → end {timing['start_to_end']} "
+                     f"(all {timing['tasks']} tasks: {timing['start_to_end_total']:.0f}); {parts(timing['log_segments'])}")
+    return lines  # fmt: skip
+
+
+def chart(result: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is missing: no chart")
+        return
+    panels = [(f"{result['rows']:,} rows from PostgreSQL to Parquet ({WARM} Lockgate)", result["median_s"])]
+    if result.get("dag_full_load") and result.get("duckdb_scanner") and result.get("connectorx_lineitem"):
+        panels.append((f"TPC-H lineitem SF1 ({AS_USERS_RUN} Lockgate)", {
+            "connectorx_lineitem": result["connectorx_lineitem"]["seconds"],
+            "duckdb_scanner": result["duckdb_scanner"]["seconds"],
+            "lockgate extract stage": result["dag_full_load"]["stages"]["extract"] or 0.0,
+            "lockgate dag_full_load": result["dag_full_load"]["seconds"],
+        }))  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels, strict=True):
+        names = list(values)
+        ax.barh(names, [values[n] for n in names], color=["#2a6" if "lockgate" in n else "#888" for n in names])
+        ax.set_xlabel("seconds (lower is better)")
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "latest.png", dpi=110)
