@@ -99,3 +99,10 @@ def duckdb_extension_sql(package: str, name: str, extension_dir: Path) -> str:
         f"SET extension_directory = '{extension_dir}'; "
         f"INSTALL '{duckdb_extension_file(package)}'; LOAD {name};"
     )
+
+
+def project_path(path: Path) -> str:
+    """A path as results record it: relative to the project (results are committed and
+    read on other machines), absolute only when it lies outside the project."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import task_logs
 import tpch_lineitem
 from airflow_home import AirflowHome
-from benchlib import AS_USERS_RUN, CONNECTION_URI, log
+from benchlib import AS_USERS_RUN, CONNECTION_URI, log, project_path
 from task_logs import Marker, Segment, TaskBreakdown
 
 DAG_ID = "ingest_tpch"
@@ -80,7 +80,7 @@ def bench_dag_full_load(root: Path, table_bytes: int) -> DagFullLoad:
     result = DagFullLoad(
         seconds=round(seconds, 3), exit_code=proc.returncode, rows=rows, table_bytes=table_bytes, stages=stages,
         process=process_segments(lines, launched, seconds), tasks=task_breakdowns(lines, stages),
-        log=str(home.logs / "dags-test.log"),
+        log=project_path(home.logs / "dags-test.log"),
     )  # fmt: skip
     drop_data(home)
     if proc.returncode != 0:

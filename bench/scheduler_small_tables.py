@@ -15,7 +15,7 @@ from pathlib import Path
 import task_logs
 from airflow_home import AirflowHome
 from airflow_services import Standalone, free_port
-from benchlib import AS_USERS_RUN, CONNECTION_URI, log, pg_connect
+from benchlib import AS_USERS_RUN, CONNECTION_URI, log, pg_connect, project_path
 from task_logs import Marker, Segment
 
 SOURCE = "sched"
@@ -148,7 +148,7 @@ def summarise(count: int, seconds: float, state: str, triggered: datetime, finis
         max_concurrent_tasks=max_concurrent(timings),
         stages={stage: stage_timing(stage, timings, home, run_id, extract_seconds(home, run_id))
                 for stage in task_logs.STAGE_MARKERS},
-        log=str(home.home / "logs" / f"dag_id={DAG_ID}"),
+        log=project_path(home.home / "logs" / f"dag_id={DAG_ID}"),
     )  # fmt: skip
 
 
