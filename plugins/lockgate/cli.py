@@ -75,9 +75,14 @@ def _api_urls() -> dict[str, str]:
     }
 
 
-def _airflow(args: list[str], env: dict[str, str], log_path: Path | None = None) -> int:
+def airflow_binary() -> str:
+    """This environment's ``airflow`` (beside its Python), else the one on PATH."""
     binary = Path(sys.executable).with_name("airflow")
-    command = [str(binary) if binary.exists() else "airflow", *args]
+    return str(binary) if binary.exists() else "airflow"
+
+
+def _airflow(args: list[str], env: dict[str, str], log_path: Path | None = None) -> int:
+    command = [airflow_binary(), *args]
     full_env = {**os.environ, **env}
     if log_path is None:
         return subprocess.run(command, env=full_env, check=False).returncode

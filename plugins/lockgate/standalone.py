@@ -16,18 +16,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from lockgate import spark_server
+from lockgate.cli import airflow_binary
 from lockgate.settings import load_settings
 
 DEFAULT_PORT = 15002
-
-
-def _airflow_binary() -> str:
-    binary = Path(sys.executable).with_name("airflow")
-    return str(binary) if binary.exists() else "airflow"
 
 
 def start_spark(log_dir: Path) -> spark_server.ConnectServer | None:
@@ -45,7 +40,7 @@ def run(log_dir: Path) -> int:
     """Start the server, run ``airflow standalone`` until it ends or this process is
     asked to stop (SIGINT/SIGTERM are passed on), then stop the server."""
     server = start_spark(log_dir)
-    airflow = subprocess.Popen([_airflow_binary(), "standalone"])
+    airflow = subprocess.Popen([airflow_binary(), "standalone"])
 
     def forward(signum, _frame):
         airflow.send_signal(signum)

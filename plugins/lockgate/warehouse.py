@@ -28,7 +28,7 @@ from typing import Any
 
 from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
-from lockgate.incremental import Bound, TableState, parse_time
+from lockgate.incremental import Bound, TableState
 from lockgate.typemap import warehouse_type
 
 LOCK_WAIT_SECONDS = 300
@@ -320,22 +320,13 @@ def newer_reads(
     """Slices of loaded batches of the table read from the source after ``read_at``
     (every loaded batch when ``read_at`` is unknown), other than this run version's."""
     rows = conn.execute(
-        "SELECT coalesce(CAST(slice_lo_id AS VARCHAR), CAST(slice_lo AS VARCHAR)), "
-        "coalesce(CAST(slice_hi_id AS VARCHAR), CAST(slice_hi AS VARCHAR)) FROM lockgate.runs "
-        "WHERE source = ? AND table_name = ? "
+        "SELECT slice_lo, slice_lo_id, slice_hi, slice_hi_id FROM lockgate.runs WHERE source = ? AND table_name = ? "
         "AND status IN ('loaded', 'published') AND read_at IS NOT NULL "
         "AND (CAST(? AS TIMESTAMPTZ) IS NULL OR read_at > CAST(? AS TIMESTAMPTZ)) "
         "AND NOT (run_id = ? AND coalesce(version, 0) = ?)",
         [source, table, read_at, read_at, run_id, version],
     ).fetchall()
-    return [(_position(lo), _position(hi)) for lo, hi in rows]
-
-
-def _position(text: str | None) -> Bound | None:
-    """A slice bound read back from ``lockgate.runs`` (an id or a time, as text)."""
-    if text is None:
-        return None
-    return int(text) if text.lstrip("-").isdigit() else parse_time(text)
+    return [(_either(lo_id, lo), _either(hi_id, hi)) for lo, lo_id, hi, hi_id in rows]
 
 
 def read_positions(conn, source: str, table: str) -> list[tuple[int, datetime]]:
