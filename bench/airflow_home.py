@@ -60,10 +60,13 @@ class AirflowHome:
     def command(self, *args: str) -> list[str]:
         return [str(VENV_BIN / "airflow"), *args]
 
-    def run(self, *args: str, log_name: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, log_name: str, timeout: float = 3600, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         """An ``airflow`` command; its output goes to ``logs/<log_name>``."""
+        env = {**self.env, **(extra_env or {})}
         with open(self.logs / log_name, "w", encoding="utf-8") as out:
-            return subprocess.run(self.command(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            return subprocess.run(self.command(*args), env=env, stdout=out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, timeout=timeout, check=False)  # fmt: skip
 
 
@@ -88,6 +91,8 @@ def deployment_env(root: Path, expectations: Path, connections: dict[str, str]) 
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LOCKGATE_STATE_DIR": str(root / "state"),
+        # No Spark Connect server unless the measure starts one (not a developer's on 15002).
+        "LOCKGATE_SPARK_CONNECT_PORT": "off",
         # `airflow standalone` starts its parts by name; `lockgate airflow-env` puts .venv/bin first too.
         "PATH": f"{VENV_BIN}{os.pathsep}{base.get('PATH', '')}",
     })  # fmt: skip

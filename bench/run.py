@@ -58,7 +58,10 @@ DAY = datetime(2026, 1, 1, tzinfo=UTC)
 #: The measures of the bench table (warm session and references), and those of TPC-H
 #: lineitem and the scheduler (as users run them, and their references).
 TABLE_MEASURES = ("copy_binary", "connectorx", "dlt_pyarrow", "lockgate", "incremental", "small_tables", "memory")
-USER_MEASURES = ("connectorx_lineitem", "duckdb_scanner", "dag_full_load", "scheduler_small_tables", "scheduler_levers")
+USER_MEASURES = (
+    "connectorx_lineitem", "duckdb_scanner", "dag_full_load", "dag_full_load_in_process", "scheduler_small_tables",
+    "scheduler_levers",
+)  # fmt: skip
 #: The deployment's fixed-cost levers, each turned off alone beside the default run.
 SCHEDULER_LEVERS = {
     "without_spark_connect": {"LOCKGATE_SPARK_CONNECT_PORT": "off"},  # a Spark JVM in every extract task
@@ -311,6 +314,7 @@ class UserRuns:
     connectorx_lineitem: list[float] | None = None
     duckdb_scanner: ScannerResult | None = None
     dag_full_load: DagFullLoad | None = None
+    dag_full_load_in_process: DagFullLoad | None = None  # the server lever off
     scheduler_small_tables: SchedulerSmallTables | None = None
     scheduler_levers: dict[str, SchedulerSmallTables] = dataclasses.field(default_factory=dict)
 
@@ -321,7 +325,7 @@ class UserRuns:
         if self.connectorx_lineitem:
             out["connectorx_lineitem"] = {"seconds": median(self.connectorx_lineitem), "kind": REFERENCE,
                                           "samples_s": [round(x, 3) for x in self.connectorx_lineitem]}  # fmt: skip
-        for name in ("duckdb_scanner", "dag_full_load", "scheduler_small_tables"):
+        for name in ("duckdb_scanner", "dag_full_load", "dag_full_load_in_process", "scheduler_small_tables"):
             if getattr(self, name) is not None:
                 out[name] = dataclasses.asdict(getattr(self, name))
         if self.scheduler_levers:
@@ -351,7 +355,7 @@ class UserRuns:
 
 def run_user_measures(wanted: set[str], args, work: Path) -> UserRuns:
     runs = UserRuns()
-    if wanted & {"connectorx_lineitem", "duckdb_scanner", "dag_full_load"}:
+    if wanted & {"connectorx_lineitem", "duckdb_scanner", "dag_full_load", "dag_full_load_in_process"}:
         ensure_database()
         runs.lineitem_bytes = tpch_lineitem.ensure_lineitem()
     if "connectorx_lineitem" in wanted:
@@ -363,6 +367,11 @@ def run_user_measures(wanted: set[str], args, work: Path) -> UserRuns:
     if "dag_full_load" in wanted:
         log("dag_full_load: a full load of TPC-H lineitem with `airflow dags test`")
         runs.dag_full_load = bench_dag_full_load(WORK / "dag_full_load", runs.lineitem_bytes or 0)
+    if "dag_full_load_in_process" in wanted:
+        log("dag_full_load_in_process: the same without a Spark Connect server (Spark in the dags test process)")
+        runs.dag_full_load_in_process = bench_dag_full_load(
+            WORK / "dag_full_load_in_process", runs.lineitem_bytes or 0, in_process=True
+        )
     if "scheduler_small_tables" in wanted:
         log(f"scheduler_small_tables: {args.scheduler_tables} tables through `airflow standalone`")
         ensure_database()

@@ -146,7 +146,7 @@ def summarise(count: int, seconds: float, state: str, triggered: datetime, finis
         trigger_to_first_task_start=round((min(starts) - triggered).total_seconds(), 3) if starts else None,
         last_task_end_to_success=round((finished - max(ends)).total_seconds(), 3) if ends else None,
         max_concurrent_tasks=max_concurrent(timings),
-        stages={stage: stage_timing(stage, timings, home, run_id, extract_seconds(home, run_id))
+        stages={stage: stage_timing(stage, timings, home, run_id)
                 for stage in task_logs.STAGE_MARKERS},
         log=project_path(home.home / "logs" / f"dag_id={DAG_ID}"),
     )  # fmt: skip
@@ -170,20 +170,7 @@ def max_concurrent(timings: list[TaskTiming]) -> int:
     return peak
 
 
-def extract_seconds(home: AirflowHome, run_id: str) -> dict[str, float]:
-    """``lockgate.runs.extract_seconds`` of each table of the run."""
-    import duckdb
-
-    if not Path(home.warehouse).exists():
-        return {}
-    with duckdb.connect(home.warehouse, read_only=True) as conn:
-        rows = conn.execute("SELECT table_name, extract_seconds FROM lockgate.runs WHERE source = ? AND run_id = ?",
-                            [SOURCE, run_id]).fetchall()  # fmt: skip
-    return {table: seconds for table, seconds in rows if seconds is not None}
-
-
-def stage_timing(stage: str, timings: list[TaskTiming], home: AirflowHome, run_id: str,
-                 extracts: dict[str, float]) -> StageTiming:  # fmt: skip
+def stage_timing(stage: str, timings: list[TaskTiming], home: AirflowHome, run_id: str) -> StageTiming:
     own = [t for t in timings if t.stage == stage]
     runs = [gap(t.start, t.end) for t in own]
     return StageTiming(
@@ -192,21 +179,15 @@ def stage_timing(stage: str, timings: list[TaskTiming], home: AirflowHome, run_i
         queued_to_start=median([gap(t.queued, t.start) for t in own]),
         start_to_end=median(runs),
         start_to_end_total=round(sum(r for r in runs if r is not None), 3),
-        log_segments=log_segments(stage, own, home, run_id, extracts),
+        log_segments=log_segments(stage, own, home, run_id),
     )
 
 
-def log_segments(stage: str, own: list[TaskTiming], home: AirflowHome, run_id: str,
-                 extracts: dict[str, float]) -> list[Segment]:  # fmt: skip
+def log_segments(stage: str, own: list[TaskTiming], home: AirflowHome, run_id: str) -> list[Segment]:
     """Medians, over the stage's tasks, of the segments of each task: from queued to the
-    first line of its log, then the log's segments (the extract's Spark part split by
-    ``lockgate.runs.extract_seconds``)."""
-    per_task = [task_segments(stage, timing, home, run_id, extracts) for timing in own]
-    labels = [_QUEUED]
-    for marker in markers_of(stage):
-        labels += [marker.label, task_logs.SPARK_START, task_logs.EXTRACT_SECONDS] if marker.label.startswith(
-            "Spark session") else [marker.label]
-    labels.append(_REST)
+    first line of its log, then the log's segments."""
+    per_task = [task_segments(stage, timing, home, run_id) for timing in own]
+    labels = [_QUEUED, *(marker.label for marker in markers_of(stage)), _REST]
     medians = {label: median([s.seconds for parts in per_task for s in parts if s.label == label]) for label in labels}
     return [Segment(label, value) for label, value in medians.items() if value is not None]
 
@@ -215,14 +196,11 @@ def markers_of(stage: str) -> list[Marker]:
     return [*_HEAD, *task_logs.STAGE_MARKERS[stage], task_logs.RETURNED]
 
 
-def task_segments(stage: str, timing: TaskTiming, home: AirflowHome, run_id: str,
-                  extracts: dict[str, float]) -> list[Segment]:  # fmt: skip
+def task_segments(stage: str, timing: TaskTiming, home: AirflowHome, run_id: str) -> list[Segment]:
     folder = home.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={timing.task_id}"
     files = sorted(folder.glob("attempt=*.log"))
     lines = task_logs.read_json_log(files[-1]) if files else []
     if not lines or timing.queued is None:
         return []
     parts = task_logs.segments(lines, markers_of(stage), _REST)
-    if stage == "extract":
-        parts = task_logs.split_spark_start(parts, extracts.get(timing.task_id.rsplit(".", 1)[0]))
     return [Segment(_QUEUED, gap(timing.queued, lines[0].at) or 0.0), *parts]

@@ -50,7 +50,10 @@ STAGE_MARKERS = {
     "extract": [
         Marker("imports, OpenLineage START event", r"OpenLineage `START`"),
         Marker("plan the slice (reads lockgate.state: DuckDB warehouse file)", r": (extracting|resuming the stored plan of) slice"),
-        Marker("Spark session (JVM start) + read source + write Parquet", r"chunk \d+/\d+ done"),
+        Marker("Spark session start", r"Spark Connect session at .* \(ready in|Spark session started in this process"),
+        Marker("plan: counts, column types, key histogram", r": planned in "),
+        Marker("read source + write Parquet (chunks)", r"chunk \d+/\d+ done"),
+        Marker("checksum the files", r"checksummed in"),
         Marker("seal the lake folder, audit row (DuckDB warehouse write)", r": extracted \d+ rows"),
     ],
     "validate": [
@@ -123,20 +126,3 @@ def segments(lines: list[LogLine], markers: list[Marker], rest: str | None = Non
 
 def first_match(lines: list[LogLine], pattern: str) -> datetime | None:
     return next((line.at for line in lines if re.search(pattern, line.text)), None)
-
-
-SPARK_START = "Spark session start (JVM) [segment − lockgate.runs.extract_seconds]"
-EXTRACT_SECONDS = "plan + read source + write Parquet [lockgate.runs.extract_seconds]"
-
-
-def split_spark_start(parts: list[Segment], extract_seconds: float | None) -> list[Segment]:
-    """Lockgate's ``extract_seconds`` starts once the task's Spark session exists: the rest
-    of the segment up to the first chunk is the session's start (JVM, context, jars)."""
-    out = []
-    for part in parts:
-        if part.label.startswith("Spark session") and extract_seconds is not None:
-            out.append(Segment(SPARK_START, round(part.seconds - extract_seconds, 3)))
-            out.append(Segment(EXTRACT_SECONDS, extract_seconds))
-        else:
-            out.append(part)
-    return out

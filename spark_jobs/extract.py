@@ -534,13 +534,13 @@ def _read_stable(
     )
 
 
-def _log_progress(label: str, plan: Plan, done: list[dict[str, Any]]) -> None:
-    """``extract shop.orders: chunk 3/10 done, 1,234,000 / 4,100,000 rows (30%)``; the
-    total is the count the plan was made with (each chunk is counted again when read)."""
+def _log_progress(label: str, plan: Plan, done: list[dict[str, Any]], seconds: float) -> None:
+    """``extract shop.orders: chunk 3/10 done in 4.2 s, 1,234,000 / 4,100,000 rows (30%)``;
+    the total is the count the plan was made with (each chunk is counted again when read)."""
     rows, total = sum(int(c["source_rows"]) for c in done), plan.stats.rows
     share = min(100, rows * 100 // total) if total else 100
-    log.info("extract %s: chunk %d/%d done, %s / %s rows (%d%%)", label, len(done), len(plan.chunks),
-             f"{rows:,}", f"{total:,}", share)  # fmt: skip
+    log.info("extract %s: chunk %d/%d done in %.1f s, %s / %s rows (%d%%)", label, len(done), len(plan.chunks),
+             seconds, f"{rows:,}", f"{total:,}", share)  # fmt: skip
 
 
 def _extract_chunks(
@@ -571,6 +571,7 @@ def _extract_chunks(
         shutil.rmtree(folder, ignore_errors=True)
         temp = partial / f".chunk-{index:05d}.tmp"
         faults.hit("extract.chunk_start", table.name)
+        chunk_started = time.monotonic()
         if shared:
             with snapshot.ExportedSnapshot(source) as snap:
                 info = _read_in_snapshot(spark, source, table, plan, plan_path, index, temp, snap)
@@ -583,7 +584,7 @@ def _extract_chunks(
             os.rename(temp, folder)
             lake.write_json_atomic(marker, info)
         done.append({**info, "index": index, "resumed": False})
-        _log_progress(label or table.name, plan, done)
+        _log_progress(label or table.name, plan, done, time.monotonic() - chunk_started)
         faults.hit("extract.chunk_written", table.name)
     if keys_folder is not None and keys is None:
         keys = _extract_keys(spark, source, table, keys_folder)
@@ -710,6 +711,8 @@ def run_extract(
         if plan is None:
             plan = plan_extract(spark, source, table, window, run_id, version, label=f"{config.source}.{table.name}")
             lake.write_json_atomic(plan_file, plan.to_json())
+            log.info("extract %s.%s: planned in %.1f s: %s rows, %d chunk(s), %s reader", config.source, table.name,
+                     time.monotonic() - started, f"{plan.stats.rows:,}", len(plan.chunks), plan.reader)  # fmt: skip
         keys_folder = partial / ".keys.tmp" if table.delete_propagation != "none" else None
         done, keys = _extract_chunks(
             spark, source, table, plan, plan_file, partial, keys_folder, label=f"{config.source}.{table.name}"
@@ -739,7 +742,10 @@ def run_extract(
             ],
         }
     faults.hit("extract.before_seal", table.name)
+    summarised = time.monotonic()
     files, rows, cursor_min, cursor_max = _parquet_summary(temp, Cursor.of(table) if table.incremental else None)
+    log.info("extract %s.%s: %d file(s) checksummed in %.1f s", config.source, table.name, len(files),
+             time.monotonic() - summarised)  # fmt: skip
     schema = done[0]["schema"]
     # Counts, sums and read horizons are the chunks' own, each from the view of the
     # source its rows were read in: the batch is as new as its earliest chunk, and the

@@ -30,6 +30,9 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_ROOT / "plugins")
 # The suite never reads the developer's own Lockgate settings.
 for _name in [n for n in os.environ if n.startswith("LOCKGATE_") and not n.startswith("LOCKGATE_TEST_")]:
     del os.environ[_name]
+# Spark in-process unless a test starts a server: a developer's `make airflow-ui` keeps one
+# on 15002, which lockgate.spark would otherwise use.
+os.environ["LOCKGATE_SPARK_CONNECT_PORT"] = "off"
 
 PG_HOST = os.environ.get("LOCKGATE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("LOCKGATE_TEST_PG_PORT", "5432"))

@@ -33,6 +33,21 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+#: Where ``lockgate airflow-standalone`` (``make airflow-ui``) runs its Spark Connect server.
+DEFAULT_SPARK_CONNECT_PORT = 15002
+
+
+def _connect_port() -> int | None:
+    value = os.environ.get("LOCKGATE_SPARK_CONNECT_PORT", str(DEFAULT_SPARK_CONNECT_PORT)).strip()
+    if value.lower() in ("off", ""):
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        from lockgate.errors import ConfigError
+
+        raise ConfigError(f"LOCKGATE_SPARK_CONNECT_PORT must be a TCP port or 'off', not {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how Spark is started. Build with :func:`load_settings`."""
@@ -45,6 +60,8 @@ class Settings:
     spark_master: str
     spark_remote: str | None
     spark_driver_memory: str
+    #: The port of the deployment's own Spark Connect server on 127.0.0.1 (``None``: off).
+    spark_connect_port: int | None = None
     jdbc_jars: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -64,5 +81,6 @@ def load_settings() -> Settings:
         spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,
         spark_driver_memory=os.environ.get("LOCKGATE_SPARK_DRIVER_MEMORY", "2g"),
+        spark_connect_port=_connect_port(),
         jdbc_jars=tuple(j for j in (jars.split(",") if jars else DEFAULT_JDBC_JARS) if j),
     )

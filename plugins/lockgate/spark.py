@@ -1,7 +1,11 @@
 """The one Spark session builder of the project.
 
-``local[*]`` in-process by default; ``LOCKGATE_SPARK_REMOTE=sc://host:15002`` uses a
-Spark Connect server instead (the same job code runs on both). The driver binds to
+Which Spark a process gets: ``LOCKGATE_SPARK_REMOTE=sc://host:port`` names a Spark
+Connect server (it must answer); otherwise the deployment's own server on
+127.0.0.1:``LOCKGATE_SPARK_CONNECT_PORT`` (default 15002, the one ``make airflow-ui``
+starts beside Airflow) when it is listening, so ``airflow dags test`` or a CLI command
+in that deployment reuses its warm JVM; otherwise ``local[*]`` in-process (``off``
+turns the lookup off). The same job code runs on all of them. The driver binds to
 127.0.0.1 and every clock is UTC, so JDBC timestamps are read the same on every
 machine. JDBC driver jars come from Debian's packages (see :mod:`lockgate.settings`).
 """
@@ -10,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 
 from lockgate.errors import ConfigError
@@ -52,14 +58,36 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     }
 
 
+def port_open(port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def remote_for(settings: Settings) -> str | None:
+    """The Spark Connect server this process uses, or ``None`` for an in-process session."""
+    if settings.spark_remote:
+        return settings.spark_remote
+    port = settings.spark_connect_port
+    if port is not None and port_open(port, timeout=0.2):
+        return f"sc://127.0.0.1:{port}"
+    return None
+
+
 def get_spark(app_name: str = "lockgate", settings: Settings | None = None):
-    """Return the process's Spark session, creating it on first use."""
+    """Return the process's Spark session, creating it on first use; the log says which
+    Spark it is and how long it took to get it."""
     settings = settings or load_settings()
     from pyspark.sql import SparkSession
 
-    if settings.spark_remote:
-        logging.getLogger("lockgate").info("Spark Connect session at %s", settings.spark_remote)
-        return SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+    log = logging.getLogger("lockgate")
+    started = time.monotonic()
+    remote = remote_for(settings)
+    if remote:
+        session = SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
+        log.info("Spark Connect session at %s (ready in %.1f s)", remote, time.monotonic() - started)
+        return session
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -70,4 +98,5 @@ def get_spark(app_name: str = "lockgate", settings: Settings | None = None):
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    log.info("Spark session started in this process, %s (in %.1f s)", settings.spark_master, time.monotonic() - started)
     return session

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lockgate.errors import ConfigError
 from lockgate.settings import Settings, load_settings
-from lockgate.spark import spark_conf
+from lockgate.spark import port_open, spark_conf
 
 
 class SparkServerError(RuntimeError):
@@ -57,12 +57,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -140,7 +134,7 @@ def start_connect_server(
                 f"the Spark Connect server exited with code {process.returncode} before listening on "
                 f"127.0.0.1:{port}; log {log_path}:\n{tail(log_path)}"
             )
-        if _port_open(port):
+        if port_open(port):
             return server
         time.sleep(0.5)
     stop(server)

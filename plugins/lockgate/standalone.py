@@ -22,15 +22,13 @@ from lockgate import spark_server
 from lockgate.cli import airflow_binary
 from lockgate.settings import load_settings
 
-DEFAULT_PORT = 15002
-
 
 def start_spark(log_dir: Path) -> spark_server.ConnectServer | None:
     """The Spark Connect server for the tasks, or ``None`` when the deployment has its own."""
-    port = os.environ.get("LOCKGATE_SPARK_CONNECT_PORT", str(DEFAULT_PORT))
-    if os.environ.get("LOCKGATE_SPARK_REMOTE") or port.lower() == "off":
+    settings = load_settings()
+    if settings.spark_remote or settings.spark_connect_port is None:
         return None
-    server = spark_server.start_connect_server(int(port), settings=load_settings(), log_dir=log_dir)
+    server = spark_server.start_connect_server(settings.spark_connect_port, settings=settings, log_dir=log_dir)
     os.environ["LOCKGATE_SPARK_REMOTE"] = server.remote
     print(f"lockgate: Spark Connect server on {server.remote} (log {server.log_path})", flush=True)
     return server

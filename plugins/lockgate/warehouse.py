@@ -254,6 +254,12 @@ def load_files(
     ``full`` loads nothing when a newer snapshot is loaded; ``merge`` keeps the newest
     cursor per key anyway.
     """
+    # Rows are inserted in no particular order: DuckDB then writes the new row groups to
+    # the file in parallel as the transaction commits, instead of keeping them for the
+    # checkpoint when the connection closes (6M-row TPC-H lineitem: 7.2 s → 4.8 s to a
+    # closed file). Nothing reads the warehouse's physical row order; the setting stays
+    # for the rest of this connection.
+    conn.execute("SET preserve_insertion_order = false")
     changes = reconcile_schema(conn, source, table, schema, run_id)
     cursor_rules = cursor_rules or Cursor.named(cursor)
     target = f"{q(source)}.{q(table)}"

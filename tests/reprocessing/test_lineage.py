@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,8 +91,8 @@ def test_a_finished_run_has_start_and_complete_with_datasets_counts_and_rules(pg
     progress = [
         r.getMessage() for r in caplog.records if "chunk" in r.getMessage() and "done" in r.getMessage()
     ]
-    assert progress[-1] == "extract rp.events: chunk 3/3 done, 24 / 24 rows (100%)"
-    assert progress[0].startswith("extract rp.events: chunk 1/3 done, ")
+    assert re.fullmatch(r"extract rp\.events: chunk 3/3 done in \d+\.\d s, 24 / 24 rows \(100%\)", progress[-1]), progress
+    assert progress[0].startswith("extract rp.events: chunk 1/3 done in ")
 
 
 def test_a_stage_that_raises_emits_fail_for_the_run(pg_source, monkeypatch):
