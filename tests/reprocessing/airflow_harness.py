@@ -502,6 +502,25 @@ class AirflowStack:
         if status not in (200, 201):
             raise RuntimeError(f"PUT /parseDagFile: HTTP {status}: {body}")
 
+    def wait_serialized(
+        self, dag_id: str, check: Callable[[dict[str, Any]], bool], *, what: str, timeout: float = 240
+    ) -> dict[str, Any]:
+        """Wait until the DAG's details (read from its serialized form, which the scheduler
+        makes runs from) pass ``check``, asking for a re-parse every 10 s: Airflow skips
+        rewriting a DAG serialized less than 30 s before."""
+        asked = [time.monotonic()]
+
+        def details() -> dict[str, Any] | None:
+            status, body = self.api("GET", f"/dags/{dag_id}/details")
+            if status == 200 and check(body):
+                return body
+            if time.monotonic() - asked[0] >= 10:
+                self.request_reparse(dag_id)
+                asked[0] = time.monotonic()
+            return None
+
+        return self.wait_until(details, what=what, timeout=timeout)
+
     # -- teardown -------------------------------------------------------------------
 
     def stop(self, timeout: float = 30) -> None:

@@ -110,6 +110,12 @@ def test_unpausing_after_skipped_intervals_ingests_every_missed_row(airflow_stac
         timeout=240,
     )
     assert due["is_paused"], due
+    # The scheduler makes runs from the serialized DAG, which Airflow rewrites at most every
+    # [core] min_serialized_dag_update_interval (30 s) while the dag table follows every
+    # parse: a run made from the previous serialization (start_date 2099) has no task
+    # instances and "succeeds" at once. Wait until the serialized DAG has the new date.
+    airflow.wait_serialized(DAG_ID, lambda details: str(details.get("start_date", "")).startswith(day),
+                            what=f"{DAG_ID} serialized with start_date {day}")  # fmt: skip
 
     # 3. Unpaused under the real scheduler: catchup=False makes one run, the newest interval.
     airflow.cli("dags", "unpause", DAG_ID)
