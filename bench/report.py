@@ -75,29 +75,31 @@ def user_run_lines(result: dict) -> list[str]:
         return []
     run = full["median_run"]
     stages = run["stages"]
-    samples = ", ".join(f"{x:.1f}" for x in full["samples_s"])
-    rows = [
+    lever = result.get("dag_full_load_in_process")
+    first = full.get("first_run_seconds")
+    return [
         f"TPC-H lineitem SF1: {run['rows']:,} rows, {full['table_bytes'] / 2**20:,.0f} MiB in PostgreSQL",
         "",
         "| measure | s | how measured |",
         "|---|---:|---|",
-        f"| dag_full_load (`airflow dags test`, whole process, {full['spark']}; median of {samples}) "
+        f"| dag_full_load (`airflow dags test`, whole process, {full['spark']}; median of {_samples(full)}) "
         f"| {full['seconds']:.2f} | {AS_USERS_RUN} |",
         f"| … its extract / validate / load stages (lockgate.runs) | {stages['extract']:.2f} / "
         f"{stages['validate']:.2f} / {stages['load']:.2f} | {AS_USERS_RUN} |",
+        *([f"| … the first run after the server started (its Python workers and JIT cold) | {first:.2f} "
+           f"| {AS_USERS_RUN} |"] if first else []),
+        *([f"| dag_full_load without the server ({lever['spark']}; median of {_samples(lever)}) "
+           f"| {lever['seconds']:.2f} | {AS_USERS_RUN} |"] if lever else []),
         f"| duckdb_scanner (postgres scanner → DuckDB table, whole process) | {scanner['seconds']:.2f} | {REFERENCE} |",
         f"| connectorx_lineitem (→ Arrow → Parquet) | {cx['seconds']:.2f} | {REFERENCE} |",
         f"| scheduler_small_tables ({sched['tables']} tables × {sched['rows_per_table']} rows, trigger → success) "
         f"| {sched['seconds']:.2f} ({sched['seconds_per_table']:.2f} per table) | {AS_USERS_RUN} |",
-    ]
-    if full.get("first_run_seconds"):
-        rows.insert(-3, f"| … the first run after the server started (its Python workers and JIT cold) "
-                        f"| {full['first_run_seconds']:.2f} | {AS_USERS_RUN} |")  # fmt: skip
-    lever = result.get("dag_full_load_in_process")
-    if lever:
-        rows.insert(-3, f"| dag_full_load without the server ({lever['spark']}; median of "
-                        f"{', '.join(f'{x:.1f}' for x in lever['samples_s'])}) | {lever['seconds']:.2f} | {AS_USERS_RUN} |")
-    return [*rows, ""]
+        "",
+    ]  # fmt: skip
+
+
+def _samples(measure: dict) -> str:
+    return ", ".join(f"{x:.1f}" for x in measure["samples_s"])
 
 
 def breakdown_lines(result: dict) -> list[str]:
