@@ -79,7 +79,7 @@ def deployment_env(root: Path, expectations: Path, connections: dict[str, str]) 
     home = root / "airflow"
     settings = dataclasses.replace(
         load_settings(), sources_dir=root / "sources", expectations_dir=expectations,
-        lake_root=root / "lake", warehouse=str(root / "warehouse" / "warehouse.duckdb"),
+        lake_location=str(root / "lake"), warehouse=str(root / "warehouse" / "warehouse.duckdb"),
     )  # fmt: skip
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKGATE_"))}
     env = {**base, **airflow_env(settings)}

@@ -78,27 +78,11 @@ def python_job(code: str, env: dict | None = None) -> dict:
         return json.load(result)
 
 
-def duckdb_extension_file(package: str) -> Path:
-    """The extension file a ``duckdb-extension-*`` PyPI package ships (for an offline
-    ``INSTALL '<file>'``); the package is pinned to the installed duckdb's version."""
-    import importlib
-
-    import duckdb
-
-    folder = Path(importlib.import_module(package).__file__).parent / "extensions" / f"v{duckdb.__version__}"
-    found = sorted(folder.glob("*.duckdb_extension"))
-    if not found:
-        raise RuntimeError(f"{package} ships no extension for duckdb {duckdb.__version__} in {folder}")
-    return found[0]
-
-
 def duckdb_extension_sql(package: str, name: str, extension_dir: Path) -> str:
-    """SQL that installs ``name`` from the file of ``package`` into ``extension_dir`` (not
-    the user's ~/.duckdb) and loads it."""
-    return (
-        f"SET extension_directory = '{extension_dir}'; "
-        f"INSTALL '{duckdb_extension_file(package)}'; LOAD {name};"
-    )
+    """SQL that installs ``name`` from the file of ``package`` into ``extension_dir`` and loads it."""
+    from lockgate.lake.duck import install_sql
+
+    return install_sql(package, name, extension_dir)
 
 
 def project_path(path: Path) -> str:

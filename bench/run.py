@@ -2,9 +2,10 @@
 
 One run measures, on the machine's PostgreSQL and the same table, with repeats and
 medians: Lockgate's extract (Spark, warm session), its validation and its whole
-pipeline (extract + validate + load into DuckDB), ``psql`` binary COPY (the limit
-reference), ConnectorX and dlt ``sql_table`` (pyarrow backend) — each writing the
-table to Parquet except COPY, which streams to /dev/null. Then the fixed overhead of
+pipeline (extract + validate + load into DuckDB), the same pipeline with the lake in
+S3 on a local moto server (``lockgate_pipeline_s3``, :mod:`s3_lake`), ``psql`` binary
+COPY (the limit reference), ConnectorX and dlt ``sql_table`` (pyarrow backend) — each
+writing the table to Parquet except COPY, which streams to /dev/null. Then the fixed overhead of
 a source with many tiny tables, the cost of an interval with few changed rows, and
 the memory of extracting a table larger than the Spark driver's memory. All of these
 run Lockgate's stages in one warm interpreter and Spark session (*warm-session*).
@@ -33,6 +34,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import s3_lake
 import tpch_lineitem
 from benchlib import (
     AS_USERS_RUN,
@@ -50,14 +52,18 @@ from benchlib import (
 )  # fmt: skip
 from dag_full_load import DagFullLoad, bench_dag_full_load
 from duckdb_scanner import ScannerResult, bench_duckdb_scanner
-from report import KINDS, Target, write_results
+from report import KINDS, LAKE_RATIO, Target, write_results
 from scheduler_small_tables import SchedulerSmallTables, bench_scheduler_small_tables
 
 TABLE = "bench_lineitem"
 DAY = datetime(2026, 1, 1, tzinfo=UTC)
 #: The measures of the bench table (warm session and references), and those of TPC-H
 #: lineitem and the scheduler (as users run them, and their references).
-TABLE_MEASURES = ("copy_binary", "connectorx", "dlt_pyarrow", "lockgate", "incremental", "small_tables", "memory")
+TABLE_MEASURES = (
+    "copy_binary", "connectorx", "dlt_pyarrow", "lockgate", "lockgate_pipeline_s3", "incremental", "small_tables", "memory",
+)  # fmt: skip
+#: The stages ``LOCKGATE_JOB`` times (``pipeline``: all of them).
+STAGES = ("extract", "validate", "load", "pipeline")
 USER_MEASURES = (
     "connectorx_lineitem", "duckdb_scanner", "dag_full_load", "dag_full_load_in_process", "scheduler_small_tables",
     "scheduler_levers",
@@ -165,9 +171,9 @@ def bench_dlt(repeats: int, out: Path) -> list[float]:
 
 
 LOCKGATE_JOB = """
-    import json, os, time, shutil, resource
+    import json, os, time, resource
     from datetime import datetime, UTC
-    from lockgate import pipeline
+    from lockgate import lake, pipeline
     from lockgate.config import parse_source
     from lockgate.pipeline import RunInfo
     from lockgate.settings import load_settings
@@ -182,7 +188,7 @@ LOCKGATE_JOB = """
     table = config.tables[0]
     results = []
     for i in range(int(os.environ["BENCH_REPEATS"])):
-        shutil.rmtree(settings.lake_root, ignore_errors=True)
+        lake.remove(settings.lake_root)  # a local folder or an S3 prefix
         if os.path.exists(settings.warehouse):
             os.remove(settings.warehouse)
         run = RunInfo(run_id=f"bench_{i}", interval_start=datetime(2026, 1, 1, tzinfo=UTC),
@@ -226,10 +232,26 @@ def bench_config(**table) -> str:
     })  # fmt: skip
 
 
-def bench_lockgate(repeats: int, work: Path, suite_dir: Path) -> dict[str, list[float]]:
-    env = lockgate_env(work, suite_dir, BENCH_CONFIG=bench_config(), BENCH_REPEATS=str(repeats), BENCH_FULL="1")
+def bench_lockgate(
+    repeats: int, work: Path, suite_dir: Path, lake: dict[str, str] | None = None
+) -> dict[str, list[float]]:
+    """Full loads of the bench table; ``lake`` is the environment of another lake than
+    the local folder ``work/lake`` (:func:`s3_lake.moto_lake`)."""
+    env = lockgate_env(work, suite_dir, BENCH_CONFIG=bench_config(), BENCH_REPEATS=str(repeats), BENCH_FULL="1",
+                       **(lake or {}))  # fmt: skip
     runs = python_job(LOCKGATE_JOB, env)["runs"]
-    return {k: [r[k] for r in runs] for k in ("extract", "validate", "load", "pipeline")}
+    return {k: [r[k] for r in runs] for k in STAGES}
+
+
+def bench_lockgate_s3(repeats: int, work: Path, suite_dir: Path) -> dict[str, list[float]]:
+    """:func:`bench_lockgate` with the lake in a bucket of a moto server started for it."""
+    with s3_lake.moto_lake(work / "staging") as lake:
+        return bench_lockgate(repeats, work, suite_dir, lake)
+
+
+def lake_ratio(local_pipeline: list[float], s3_pipeline: list[float]) -> Target:
+    """lockgate_pipeline_s3 / lockgate_pipeline (no target: what the S3 lake costs)."""
+    return Target(statistics.median(s3_pipeline) / statistics.median(local_pipeline), None, WARM)
 
 
 def bench_incremental(work: Path, suite_dir: Path, changed: int) -> dict:
@@ -399,6 +421,9 @@ def partial_run(only: set[str], args, work: Path, suite_dir: Path) -> dict:
         out["dlt_pyarrow"] = bench_dlt(args.repeats, work)
     if "lockgate" in only:
         out["lockgate"] = bench_lockgate(args.repeats, work, suite_dir)
+    if "lockgate_pipeline_s3" in only:
+        out["lockgate_pipeline_s3"] = bench_lockgate_s3(args.repeats, work, suite_dir)
+        out["s3_lake"] = s3_lake.server_description()
     if "incremental" in only:
         out["incremental"] = bench_incremental(work, suite_dir, args.changed_rows)
     if "small_tables" in only:
@@ -407,8 +432,11 @@ def partial_run(only: set[str], args, work: Path, suite_dir: Path) -> dict:
         out["memory"] = bench_memory(work, suite_dir, table_bytes, args.driver_memory)
     user = run_user_measures(only & set(USER_MEASURES), args, work)
     out.update(user.as_json())
-    if user.targets():
-        out["ratios"] = {name: target.as_json() for name, target in user.targets().items()}
+    ratios = user.targets()
+    if "lockgate" in out and "lockgate_pipeline_s3" in out:
+        ratios[LAKE_RATIO] = lake_ratio(out["lockgate"]["pipeline"], out["lockgate_pipeline_s3"]["pipeline"])
+    if ratios:
+        out["ratios"] = {name: target.as_json() for name, target in ratios.items()}
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -422,10 +450,10 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
     log("ConnectorX");                 samples["connectorx"] = bench_connectorx(args.repeats, work)  # noqa: E702
     log("dlt sql_table (pyarrow)");    samples["dlt_pyarrow"] = bench_dlt(args.repeats, work)  # noqa: E702
     log("Lockgate pipeline");          lockgate = bench_lockgate(args.repeats, work, suite_dir)  # noqa: E702
-    samples["lockgate_extract"] = lockgate["extract"]
-    samples["lockgate_validate"] = lockgate["validate"]
-    samples["lockgate_load"] = lockgate["load"]
-    samples["lockgate_pipeline"] = lockgate["pipeline"]
+    log("Lockgate pipeline, S3 lake"); lockgate_s3 = bench_lockgate_s3(args.repeats, work, suite_dir)  # noqa: E702
+    for stage in STAGES:  # each S3 figure beside its local one
+        samples[f"lockgate_{stage}"] = lockgate[stage]
+        samples[f"lockgate_{stage}_s3"] = lockgate_s3[stage]
     med = {k: median(v) for k, v in samples.items()}
     log("incremental interval");       incremental = bench_incremental(work, suite_dir, args.changed_rows)  # noqa: E702
     incremental["full_load_seconds"] = med["lockgate_pipeline"]
@@ -439,6 +467,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
         "lockgate_extract/copy_binary": Target(med["lockgate_extract"] / med["copy_binary"], 2.0, vs_reference),
         "lockgate_pipeline/copy_binary": Target(med["lockgate_pipeline"] / med["copy_binary"], 3.0, vs_reference),
         "lockgate_validate/lockgate_extract": Target(med["lockgate_validate"] / med["lockgate_extract"], 0.35, WARM),
+        LAKE_RATIO: lake_ratio(lockgate["pipeline"], lockgate_s3["pipeline"]),
         "incremental/full_load": Target(incremental["seconds"] / incremental["full_load_seconds"], 0.10, WARM),
         **user.targets(),
     }
@@ -451,6 +480,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
                     "load_average_at_start": [round(x, 2) for x in load_before],
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "kinds": KINDS,
+        "s3_lake": s3_lake.server_description(),
         "median_s": med,
         "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
         "ratios": {name: target.as_json() for name, target in ratios.items()},

@@ -2,7 +2,10 @@
 """The one-shot ``lockgate-init`` service of docker-compose.yml (installed as ``lockgate-init``).
 
 1. Checks that every folder Lockgate and Airflow write to exists on the shared volume,
-   owned by this uid and writable (the image creates them so; an old volume may not be).
+   owned by this uid and writable (the image creates them so; an old volume may not be):
+   the lake's staging folder (``LOCKGATE_STAGING_DIR``), or the lake itself when
+   ``LOCKGATE_LAKE_ROOT`` is a local folder rather than ``s3://`` (the minio-init
+   service makes the bucket), the warehouse's folder, the state and Airflow's home.
 2. ``airflow db migrate``.
 3. Builds the demo source ``shop`` once, at the path ``AIRFLOW_CONN_SHOP_DB`` names
    (the same file ``lockgate demo`` would build: :func:`lockgate.cli.demo_db_path`).
@@ -29,8 +32,12 @@ def fail(message: str) -> None:
 
 def writable_dirs(env: dict[str, str]) -> list[Path]:
     """The folders the stack writes to (tests/unit/test_compose.py checks the image creates them)."""
+    lake = env["LOCKGATE_LAKE_ROOT"]
+    # An S3 lake is assembled in the staging folder, then uploaded; a local one in place.
+    if "://" in lake and not env.get("LOCKGATE_STAGING_DIR"):
+        fail("LOCKGATE_STAGING_DIR is not set: an S3 lake's extracts need a folder on the shared volume")
     return [
-        Path(env["LOCKGATE_LAKE_ROOT"]),
+        Path(env["LOCKGATE_STAGING_DIR"]) if "://" in lake else Path(lake),
         Path(env["LOCKGATE_WAREHOUSE"]).parent,
         Path(env["LOCKGATE_STATE_DIR"]),
         Path(env["AIRFLOW_HOME"]),
@@ -73,7 +80,7 @@ def write_passwords(env: dict[str, str]) -> None:
     path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     password = env.get("AIRFLOW_ADMIN_PASSWORD", "")
     if not password:
-        fail("AIRFLOW_ADMIN_PASSWORD is empty; set it in .env (python3 docker/make-env.py)")
+        fail("AIRFLOW_ADMIN_PASSWORD is empty; set it in .env (python3 docker/make_env.py)")
     users = [item.split(":")[0] for item in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",") if item]
     temp = path.with_name(f".{path.name}.tmp")
     temp.unlink(missing_ok=True)

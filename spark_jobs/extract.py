@@ -689,14 +689,15 @@ def run_extract(
     plan = stored_plan(settings, config.source, table.name, run_id, version)
     window = plan.slice if plan else window
     location = lake.RawLocation(
-        settings.lake_root, config.source, table.name, window.interval_start, window.interval_end, run_id, version
-    )
+        settings.lake_root, config.source, table.name, window.interval_start, window.interval_end, run_id, version,
+        stage_root=settings.stage_root,
+    )  # fmt: skip
     if location.manifest_path.exists():
         try:
             manifest = lake.verify(location.path)
             return {**manifest, "path": str(location.path), "resumed": True}
         except Exception:  # damaged: extract again into a fresh folder
-            shutil.rmtree(location.path, ignore_errors=True)
+            lake.remove(location.path)
     source = source or resolve_source(config.connection)
     if spark is None:
         from lockgate.spark import get_spark

@@ -7,10 +7,12 @@ it: CI must never go green by testing nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ import pytest
 # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit,
 # after pytest closed the log stream; keep that noise out of the test output.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+# moto's server logs every request.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,13 +63,57 @@ def spark():
 
 
 @pytest.fixture
-def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Point the lake and the warehouse at fresh folders; returns the settings."""
+def lake_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the lake and the warehouse at fresh places; returns the settings.
+
+    The lake is a local folder, or with ``@pytest.mark.parametrize("lake_env", ["local",
+    "s3"], indirect=True)`` also a fresh prefix in the session's S3 server."""
     from lockgate.settings import load_settings
 
-    monkeypatch.setenv("LOCKGATE_LAKE_ROOT", str(tmp_path / "lake"))
+    if getattr(request, "param", "local") == "s3":
+        server = request.getfixturevalue("s3_server")
+        monkeypatch.setenv("LOCKGATE_LAKE_ROOT", f"s3://{server.bucket}/{uuid.uuid4().hex[:12]}")
+        monkeypatch.setenv("LOCKGATE_STAGING_DIR", str(tmp_path / "staging"))
+    else:
+        monkeypatch.setenv("LOCKGATE_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("LOCKGATE_WAREHOUSE", str(tmp_path / "warehouse" / "warehouse.duckdb"))
     return load_settings()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    bucket: str
+    conn_id: str = "lockgate_lake"
+
+
+#: The test server's made-up credentials (tests check that no message prints them).
+S3_KEY, S3_SECRET = "lockgate-test-key", "lockgate-test-secret-3f9a"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 for the session, a versioned bucket, and the lake's
+    Airflow connection (``AIRFLOW_CONN_LOCKGATE_LAKE``, inherited by Airflow's processes)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AIRFLOW_CONN_LOCKGATE_LAKE"] = json.dumps({
+        "conn_type": "aws", "login": S3_KEY, "password": S3_SECRET,
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    })  # fmt: skip
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
+    )
+    client.create_bucket(Bucket="lockgate-lake")
+    client.put_bucket_versioning(Bucket="lockgate-lake", VersioningConfiguration={"Status": "Enabled"})
+    yield S3Server(endpoint, "lockgate-lake")
+    os.environ.pop("AIRFLOW_CONN_LOCKGATE_LAKE", None)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

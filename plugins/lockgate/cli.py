@@ -55,7 +55,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
         "AIRFLOW_CONN_SHOP_DB": os.environ.get("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{demo_db_path(settings)}"),
         "LOCKGATE_HOME": str(root),
-        "LOCKGATE_LAKE_ROOT": str(settings.lake_root),
+        "LOCKGATE_LAKE_ROOT": settings.lake_location,
+        "LOCKGATE_LAKE_CONN_ID": settings.lake_conn_id,
         "LOCKGATE_WAREHOUSE": settings.warehouse,
         "LOCKGATE_SOURCES_DIR": str(settings.sources_dir),
         "LOCKGATE_EXPECTATIONS_DIR": str(settings.expectations_dir),
@@ -273,9 +274,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  shop.{table:<12} {count:>8,}  {digest}")
     print()
     print(f"warehouse : {settings.warehouse}  (try: .venv/bin/lockgate sql 'FROM lockgate.runs')")
-    print(f"lake      : {settings.lake_root}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
-    print(f"quality   : {settings.lake_root}/quality/shop/<table>/<run_id>.json")
-    print(f"data docs : {settings.lake_root}/quality/shop/docs/index.html (one page per validation)")
+    print(f"lake      : {settings.lake_location}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
+    print(f"quality   : {settings.lake_location}/quality/shop/<table>/<run_id>.json")
+    print(f"data docs : {settings.lake_location}/quality/shop/docs/index.html (one page per validation)")
     print(f"logs      : {logs}")
     return 0
 
@@ -372,7 +373,9 @@ def cmd_prune_lake(args: argparse.Namespace) -> int:
     keep = parse_duration(args.keep) if args.keep else config.raw_retention
     total = 0
     for table in config.tables:
-        doomed = lake.prune(settings.lake_root, config.source, table.name, keep=keep, dry_run=args.dry_run)
+        doomed = lake.prune(
+            settings.lake_root, config.source, table.name, keep=keep, dry_run=args.dry_run, stage_root=settings.stage_root
+        )
         total += len(doomed)
         for folder in doomed:
             print(f"{'would delete' if args.dry_run else 'deleted'} {folder}")
@@ -416,7 +419,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The provider's "credentials retrieved from login and password" (an S3 lake) would land
+#: in the commands' output (``lockgate fingerprint``/``sql`` print to stdout, as Airflow's log does).
+_QUIET_LOGGERS = "airflow.providers.amazon.aws.utils.connection_wrapper=WARNING"
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", _QUIET_LOGGERS)
     parser = argparse.ArgumentParser(prog="lockgate", description="Lockgate batch ingestion")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="create the demo source and ingest it through Airflow")

@@ -379,8 +379,9 @@ def is_disabled() -> bool:
 
 
 def default_file(settings: Settings, when: datetime | None = None) -> Path:
-    """``<lake>/lineage/<YYYY-MM-DD>.jsonl``: where events go when nothing is configured."""
-    return settings.lake_root / "lineage" / f"{(when or datetime.now(UTC)).date().isoformat()}.jsonl"
+    """``<lake>/lineage/<YYYY-MM-DD>.jsonl``: where events go when nothing is configured
+    (an S3 lake's local staging folder: a file transport appends, which S3 cannot)."""
+    return settings.stage_root / "lineage" / f"{(when or datetime.now(UTC)).date().isoformat()}.jsonl"
 
 
 def client(settings: Settings):
@@ -438,7 +439,7 @@ def stage_failed(failure: StageFailure) -> None:
     if is_disabled():
         return
     batch = None
-    if call.raw_path and (Path(call.raw_path) / lake.MANIFEST).exists():
+    if call.raw_path and (lake.lake_path(call.raw_path) / lake.MANIFEST).exists():
         batch = read_batch(call, call.raw_path, loaded=call.stage == "publish")
     source = source_table(call.config, call.table)
     event = build_event(

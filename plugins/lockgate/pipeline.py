@@ -74,8 +74,9 @@ def replay_version(
             'a backfill: airflow backfill create --dag-id ... --dag-run-conf \'{"replay_from_lake": "latest"}\''
         )
     location = lake.RawLocation(
-        settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id, run.version
-    )
+        settings.lake_root, config.source, table.name, run.interval_start, run.interval_end, run.run_id, run.version,
+        stage_root=settings.stage_root,
+    )  # fmt: skip
     if location.manifest_path.exists():
         return {**lake.verify(location.path), "path": str(location.path), "resumed": True}
     interval = location.interval_dir.name if table.incremental else None
@@ -296,7 +297,7 @@ def validate_stage(
             previous
             and previous["raw_path"] == raw_path
             and previous["validation_status"] in ("passed", "warned", "quarantine")
-            and (previous["quality_report"] is None or Path(previous["quality_report"]).exists())
+            and (previous["quality_report"] is None or lake.lake_path(previous["quality_report"]).exists())
         ):
             log.info(
                 "%s.%s: this batch was already validated (%s); not again",
@@ -336,18 +337,21 @@ def validate_stage(
                 from lockgate.spark import get_spark
 
                 spark = get_spark(f"lockgate-validate-{config.source}")
-            # Every scan reads only the Parquet columns the rules use. Not cached: building
-            # Spark's in-memory cache costs about three such scans (measured on the
-            # benchmark table), more than the scans GX's bundled metrics make.
-            df = quality.prune_for_rules(spark.read.parquet(*files), suite)
-        report = quality.validate_dataframe(
-            df,
-            suite,
-            table=f"{config.source}.{table.name}",
-            row_count=manifest["rows"],
-            docs_dir=settings.lake_root / "quality" / config.source / "docs",
-            run_name=run.run_id,
-        )
+        spark_files = files if spark_reason is not None else []  # Spark reads local copies of S3 objects
+        with lake.local_copies(spark_files, settings.stage_root / "validate" / lake.run_folder(run.run_id, version)) as local:
+            if spark_reason is not None:
+                # Every scan reads only the Parquet columns the rules use. Not cached: building
+                # Spark's in-memory cache costs about three such scans (measured on the
+                # benchmark table), more than the scans GX's bundled metrics make.
+                df = quality.prune_for_rules(spark.read.parquet(*local), suite)
+            report = quality.validate_dataframe(
+                df,
+                suite,
+                table=f"{config.source}.{table.name}",
+                row_count=manifest["rows"],
+                docs_dir=settings.lake_root / "quality" / config.source / "docs",
+                run_name=run.run_id,
+            )
     checks = table_checks(table, manifest)
     if report is None and checks:
         report = quality.ValidationReport(
@@ -485,7 +489,7 @@ def load_stage(
                     source=config.source,
                     table=table.name,
                     policy=table.delete_propagation,
-                    key_files=[str(Path(raw_path) / f["path"]) for f in manifest["keys"]["files"]],
+                    key_files=lake.key_files(raw_path, manifest),
                     primary_key=table.primary_key,
                     cursor=table.cursor,
                     cursor_rules=Cursor.of(table),
@@ -542,7 +546,7 @@ def _quarantine_rules(previous: dict[str, Any] | None, source: str, table: str) 
         return []
     import json
 
-    report = json.loads(Path(previous["quality_report"]).read_text(encoding="utf-8"))
+    report = json.loads(lake.lake_path(previous["quality_report"]).read_text(encoding="utf-8"))
     rules = [(r.get("rule") or r["expectation"], r["row_predicate"]) for r in report["results"] if not r["success"]]
     if not rules or any(not sql for _, sql in rules):
         raise LakeError(f"{source}.{table}: the quality report {previous['quality_report']} has no row-level rules")

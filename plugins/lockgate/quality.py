@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import tempfile
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -403,7 +404,13 @@ def read_batch_pandas(files: list[str]):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in files])
+    from lockgate.lake import lake_path
+
+    tables = []
+    for f in files:
+        with lake_path(f).open("rb") as handle:  # a local file or an S3 object
+            tables.append(pq.read_table(handle))
+    table = pa.concat_tables(tables)
     for i, fld in enumerate(table.schema):
         if pa.types.is_decimal(fld.type):
             table = table.set_column(i, fld.name, table.column(i).cast(pa.float64()))
@@ -593,11 +600,13 @@ def _run_suite(df, suite, table, result_format, docs_dir, run_name):
         return batch.validate(gx_suite, result_format=result_format), None
     from great_expectations.checkpoint import UpdateDataDocsAction
 
-    site_dir = Path(docs_dir)
+    from lockgate.lake import is_local, lake_path
+
+    site_dir = lake_path(docs_dir)
     # GX rebuilds a site from its stores and drops pages it does not know; an
-    # ephemeral context knows one validation. Build in a private folder, then keep
-    # the page in the shared site.
-    build_dir = site_dir / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # ephemeral context knows one validation. Build in a private folder (local, beside
+    # the site or in a temporary folder for an S3 site), then keep the page in the site.
+    build_dir = Path(site_dir if is_local(site_dir) else tempfile.gettempdir()) / f".build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     context.add_data_docs_site(
         site_name="lake",
         site_config={
@@ -630,24 +639,22 @@ def _run_suite(df, suite, table, result_format, docs_dir, run_name):
     return outcome, _publish_docs(build_dir, site_dir)
 
 
-def _publish_docs(build_dir: Path, site_dir: Path) -> str | None:
-    """Move the freshly built validation page into the shared site and re-index it."""
+def _publish_docs(build_dir: Path, site_dir) -> str | None:
+    """Move the freshly built validation page into the shared site (a local folder or
+    an S3 prefix) and re-index it."""
     import shutil
+
+    from lockgate.lake.storage import move_in
 
     try:
         page = None
         for built in sorted(build_dir.glob("validations/**/*.html")):
-            target = site_dir / built.relative_to(build_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(built, target)
-            page = target
+            page = move_in(built, site_dir / built.relative_to(build_dir).as_posix())
         for built in build_dir.glob("expectations/**/*.html"):
-            target = site_dir / built.relative_to(build_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(built, target)
+            move_in(built, site_dir / built.relative_to(build_dir).as_posix())
         if not (site_dir / "static").exists() and (build_dir / "static").exists():
             try:
-                os.rename(build_dir / "static", site_dir / "static")
+                move_in(build_dir / "static", site_dir / "static")
             except OSError:  # another task got there first
                 pass
         _write_docs_index(site_dir)
@@ -656,8 +663,10 @@ def _publish_docs(build_dir: Path, site_dir: Path) -> str | None:
         shutil.rmtree(build_dir, ignore_errors=True)
 
 
-def _write_docs_index(site_dir: Path) -> None:
+def _write_docs_index(site_dir) -> None:
     from html import escape
+
+    from lockgate.lake.storage import write_bytes_atomic
 
     pages = sorted(site_dir.glob("validations/**/*.html"), key=lambda p: p.stat().st_mtime, reverse=True)
     rows = "\n".join(
@@ -669,19 +678,16 @@ def _write_docs_index(site_dir: Path) -> None:
         "<!doctype html><html><head><meta charset='utf-8'><title>Lockgate data docs</title></head><body>"
         f"<h1>Validations ({len(pages)}, newest first)</h1><ul>\n{rows}\n</ul></body></html>\n"
     )
-    temp = site_dir / f".index.{os.getpid()}.tmp"
-    temp.write_text(html, encoding="utf-8")
-    os.replace(temp, site_dir / "index.html")
+    write_bytes_atomic(site_dir / "index.html", html.encode("utf-8"))
 
 
 def write_report(report: ValidationReport, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
-    """Write the report as JSON atomically (temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    """Write the report as JSON atomically (local: temporary file, then rename; S3: one PUT)."""
+    from lockgate.lake.storage import lake_path, write_bytes_atomic
+
+    target = lake_path(path)
     payload = {**report.to_dict(), **(extra or {})}
-    temp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(temp, target)
+    write_bytes_atomic(target, json.dumps(payload, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
     return target
 
 

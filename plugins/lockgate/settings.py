@@ -1,7 +1,8 @@
 """Runtime settings, read from ``LOCKGATE_*`` environment variables.
 
 Everything has an embedded default so that ``make demo`` works on a fresh machine:
-the lake is ``<project>/lake``, the warehouse ``<project>/warehouse/warehouse.duckdb``
+the lake is ``<project>/lake`` (``LOCKGATE_LAKE_ROOT=s3://bucket/prefix`` puts it in a
+bucket reached through the Airflow connection ``LOCKGATE_LAKE_CONN_ID``), the warehouse ``<project>/warehouse/warehouse.duckdb``
 and Spark runs in-process as ``local[*]``.
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +23,16 @@ DEFAULT_JDBC_JARS = (
     "/usr/share/java/mariadb-java-client.jar",
     "/usr/share/java/sqlite-jdbc.jar",
 )
+
+
+def _lake_location(name: str, default: Path) -> str:
+    """A local folder (resolved) or ``s3://bucket/prefix`` (checked, never echoed)."""
+    value = os.environ.get(name, "").strip()
+    if value.startswith("s3://") or "://" in value:
+        from lockgate.lake.s3 import parse_url
+
+        return parse_url(name, value).url
+    return str(_path(name, default))
 
 
 def _path(name: str, default: Path) -> Path:
@@ -55,7 +68,8 @@ class Settings:
     project_root: Path
     sources_dir: Path
     expectations_dir: Path
-    lake_root: Path
+    #: ``LOCKGATE_LAKE_ROOT``: a local folder, or ``s3://bucket/prefix``.
+    lake_location: str
     warehouse: str
     spark_master: str
     spark_remote: str | None
@@ -63,6 +77,32 @@ class Settings:
     #: The port of the deployment's own Spark Connect server on 127.0.0.1 (``None``: off).
     spark_connect_port: int | None = None
     jdbc_jars: tuple[str, ...] = field(default_factory=tuple)
+    #: The Airflow connection (``aws`` type) of an S3 lake.
+    lake_conn_id: str = "lockgate_lake"
+    #: Where an S3 lake's extracts are assembled before they are uploaded and sealed.
+    staging_dir: Path | None = None
+
+    @property
+    def lake_is_local(self) -> bool:
+        return not self.lake_location.startswith("s3://")
+
+    @cached_property
+    def lake_root(self) -> Any:
+        """The lake's root: a :class:`~pathlib.Path`, or an S3 path (universal-pathlib)
+        whose credentials come from the connection; the bucket is checked on first use."""
+        if self.lake_is_local:
+            return Path(self.lake_location)
+        from lockgate.lake import s3
+
+        return s3.root(s3.parse_url("LOCKGATE_LAKE_ROOT", self.lake_location), self.lake_conn_id)
+
+    @property
+    def stage_root(self) -> Path:
+        """Local scratch for extracts and Data Docs builds: the lake itself when it is a
+        local folder (sealing is a rename there), else ``LOCKGATE_STAGING_DIR``."""
+        if self.lake_is_local:
+            return Path(self.lake_location)
+        return self.staging_dir or self.project_root / "work" / "lake-staging"
 
     @property
     def warehouse_path(self) -> Path:
@@ -76,7 +116,9 @@ def load_settings() -> Settings:
         project_root=root,
         sources_dir=_path("LOCKGATE_SOURCES_DIR", root / "dags" / "sources"),
         expectations_dir=_path("LOCKGATE_EXPECTATIONS_DIR", root / "expectations"),
-        lake_root=_path("LOCKGATE_LAKE_ROOT", root / "lake"),
+        lake_location=_lake_location("LOCKGATE_LAKE_ROOT", root / "lake"),
+        lake_conn_id=os.environ.get("LOCKGATE_LAKE_CONN_ID", "").strip() or "lockgate_lake",
+        staging_dir=_path("LOCKGATE_STAGING_DIR", root / "work" / "lake-staging"),
         warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "warehouse.duckdb")),
         spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,

@@ -170,9 +170,18 @@ def connect(path: str | Path, *, read_only: bool = False, wait: float = LOCK_WAI
         conn.execute("SET TimeZone = 'UTC'")
         if not read_only:
             conn.execute(_DDL)
+        _attach_lake(conn)
         yield conn
     finally:
         conn.close()
+
+
+def _attach_lake(conn) -> None:
+    """An S3 lake is read (load, ``lake.*`` views, ``lockgate sql``) through httpfs."""
+    from lockgate.lake.duck import attach_lake
+    from lockgate.settings import load_settings
+
+    attach_lake(conn, load_settings())
 
 
 def table_columns(conn, schema: str, table: str) -> dict[str, str]:
@@ -397,6 +406,22 @@ def _merge(conn, target: str, columns: list[str], primary_key: list[str], cursor
         conn.execute("DROP TABLE lockgate_batch")
 
 
+def _write_quarantine(conn, path) -> None:
+    """``lockgate_bad`` as one Parquet file, whole or not at all: a rename in a local
+    lake; in S3 DuckDB's upload completes the object only at the end."""
+    from lockgate.lake import is_local, lake_path
+
+    path = lake_path(path)
+    if not is_local(path):
+        conn.execute(f"COPY lockgate_bad TO {_sql_text(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+        return
+    target = path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    conn.execute(f"COPY lockgate_bad TO {_sql_text(str(temp))} (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(temp, target)
+
+
 def _set_aside(conn, rules: list[tuple[str, str]], path: str | Path | None) -> int:
     """Move the staged rows that break row-level rules out of ``lockgate_stage``."""
     flags = ", ".join(f"CASE WHEN coalesce(({sql}), FALSE) THEN {_sql_text(name)} END" for name, sql in rules)
@@ -409,11 +434,7 @@ def _set_aside(conn, rules: list[tuple[str, str]], path: str | Path | None) -> i
     if count and path is None:
         raise ValueError("rows to quarantine but no quarantine file given")
     if count:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tmp")
-        conn.execute(f"COPY lockgate_bad TO {_sql_text(str(temp))} (FORMAT parquet, COMPRESSION zstd)")
-        os.replace(temp, target)
+        _write_quarantine(conn, path)
         any_rule = " OR ".join(f"coalesce(({sql}), FALSE)" for _, sql in rules)
         # Evaluate every predicate against the full batch first (uniqueness looks at all rows).
         conn.execute(f"CREATE OR REPLACE TEMP TABLE lockgate_good AS SELECT * FROM lockgate_stage WHERE NOT ({any_rule})")

@@ -1,6 +1,7 @@
 """One end-to-end run through real Airflow: ``lockgate demo`` builds the shop source and
 runs ``ingest_shop`` with ``airflow dags test`` for consecutive daily intervals; then an
-older interval is run again and the warehouse must not change."""
+older interval is run again and the warehouse must not change. It runs with a local lake
+and with an S3 lake (moto's server), and both warehouses end with the same checksums."""
 
 from __future__ import annotations
 
@@ -24,18 +25,37 @@ def lockgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=1200, check=False)
 
 
-@pytest.fixture(scope="module")
-def demo_env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
+#: Each lake's warehouse fingerprint after its demo, to compare the lakes.
+FINGERPRINTS: dict[str, dict[str, tuple[int, str]]] = {}
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def demo_env(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    lake = str(root / "lake")
+    if request.param == "s3":
+        # The connection (AIRFLOW_CONN_LOCKGATE_LAKE) is in os.environ from here on.
+        lake = f"s3://{request.getfixturevalue('s3_server').bucket}/e2e-demo"
     env = {
         **os.environ,
         "LOCKGATE_HOME": str(PROJECT_ROOT),
         "LOCKGATE_STATE_DIR": str(root / "state"),
         "AIRFLOW_HOME": str(root / "airflow"),
-        "LOCKGATE_LAKE_ROOT": str(root / "lake"),
+        "LOCKGATE_LAKE_ROOT": lake,
+        "LOCKGATE_STAGING_DIR": str(root / "staging"),
         "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "warehouse.duckdb"),
     }
     return root, env
+
+
+def lake_root(env):
+    """The demo's lake as the test reads it: a folder, or the S3 prefix (through the connection)."""
+    from lockgate.lake import s3
+
+    location = env["LOCKGATE_LAKE_ROOT"]
+    if not location.startswith("s3://"):
+        return Path(location)
+    return s3.root(s3.parse_url("LOCKGATE_LAKE_ROOT", location), "lockgate_lake")
 
 
 def fingerprint(env) -> dict[str, tuple[int, str]]:
@@ -98,7 +118,8 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     assert "2026-01-01..2026-01-02" in out and "2026-01-02..2026-01-03" in out
     assert out.count("[published]") == 2 * len(TABLES)
     assert out.count("passed (") == 2 * len(TABLES) and "failed" not in out
-    assert str(root / "warehouse" / "warehouse.duckdb") in out and str(root / "lake") in out
+    assert str(root / "warehouse" / "warehouse.duckdb") in out and env["LOCKGATE_LAKE_ROOT"] in out
+    lake = lake_root(env)
 
     import duckdb
 
@@ -126,13 +147,13 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     assert counts["order_items"] == before["order_items"][0]  # append: each row loaded exactly once
 
     # The lake keeps one sealed, verified folder per table, interval and run, and a quality report.
-    manifests = sorted((root / "lake" / "raw" / "shop").glob("*/*/*/_manifest.json"))
+    manifests = sorted((lake / "raw" / "shop").glob("*/*/*/_manifest.json"), key=str)
     assert len(manifests) == 2 * len(TABLES)
     manifest = json.loads(manifests[0].read_text())
     assert manifest["rows"] == sum(f["rows"] for f in manifest["files"])
-    assert len(list((root / "lake" / "quality" / "shop").glob("*/*.json"))) == 2 * len(TABLES)
+    assert len(list((lake / "quality" / "shop").glob("*/*.json"))) == 2 * len(TABLES)
     # Great Expectations Data Docs: one HTML page per table and run, named in the task log.
-    docs = root / "lake" / "quality" / "shop" / "docs"
+    docs = lake / "quality" / "shop" / "docs"
     for table in TABLES:
         pages = list(docs.glob(f"validations/shop/{table}/**/*.html"))
         assert len(pages) == 2, table
@@ -158,6 +179,9 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     again = lockgate(env, "demo", "--scale", "0.02", "--days", "1")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert fingerprint(env) == before
+    FINGERPRINTS[env["LOCKGATE_LAKE_ROOT"].split(":", 1)[0] if "://" in env["LOCKGATE_LAKE_ROOT"] else "local"] = before
+    if len(FINGERPRINTS) == 2:
+        assert FINGERPRINTS["s3"] == FINGERPRINTS["local"], "the S3 lake's warehouse differs from the local lake's"
     # The rerun replaced the first interval's run; both still look real.
     runs = dag_runs(env)
     assert_runs_look_real(runs, ["2026-01-01", "2026-01-02"], (first_started, datetime.now(UTC)))

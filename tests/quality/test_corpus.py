@@ -11,16 +11,15 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import duckdb
 import pytest
 from lockgate import lake, pipeline, warehouse
 from lockgate.config import parse_source
 from lockgate.pipeline import RunInfo
 from lockgate.quality import QualityError
 
-pytestmark = pytest.mark.integration
+#: Every case runs against a local lake and an S3 lake (moto's server).
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)]
 
 D0 = datetime(2026, 5, 1, tzinfo=UTC)
 D1 = D0 + timedelta(days=1)
@@ -104,6 +103,17 @@ def _run(config, settings, spark, run_id="scheduled__qc"):
     return extracted, validated, loaded
 
 
+def _quarantined(settings) -> list[tuple[str, list[str]]]:
+    """(name, broken rules) of every quarantined row; asserts there is one quarantine file."""
+    import pyarrow.parquet as pq
+
+    files = list((settings.lake_root / "quarantine" / "qc" / "corpus").rglob("rows.parquet"))
+    assert len(files) == 1, files
+    with files[0].open("rb") as handle:
+        rows = pq.read_table(handle, columns=["name", "_lockgate_failed_rules"]).to_pylist()
+    return sorted((r["name"], list(r["_lockgate_failed_rules"])) for r in rows)
+
+
 def _audit(settings, run_id="scheduled__qc"):
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
         return warehouse.run_status(conn, "qc", "corpus", run_id)
@@ -146,15 +156,13 @@ def test_quarantine_sets_bad_rows_aside_with_their_rules_and_loads_the_rest(corp
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM qc.corpus ORDER BY id").fetchall()]
     assert names == ["Ada Lovelace", "Zoë 😀 Ünïcode"]  # emoji pass, byte for byte
-    files = list((settings.lake_root / "quarantine" / "qc" / "corpus").rglob("rows.parquet"))
-    assert len(files) == 1
-    rows = duckdb.sql(f"SELECT name, _lockgate_failed_rules FROM read_parquet('{files[0]}')").fetchall()
-    assert sorted((name, list(rules)) for name, rules in rows) == sorted((row[1], rules) for row, rules in bad)
+    assert _quarantined(settings) == sorted((row[1], rules) for row, rules in bad)
     audit = _audit(settings)
     assert (audit["rows_loaded"], audit["rows_quarantined"], audit["status"]) == (2, 9, "published")
-    report = json.loads(Path(audit["quality_report"]).read_text(encoding="utf-8"))
+    report = json.loads(lake.lake_path(audit["quality_report"]).read_text(encoding="utf-8"))
     assert report["status"] == "quarantine" and report["failed"] == 7
-    assert report["docs_page"] and Path(report["docs_page"]).read_text(encoding="utf-8").lstrip().startswith("<")
+    assert report["docs_page"] and lake.lake_path(report["docs_page"]).read_text(encoding="utf-8").lstrip().startswith("<")
+    assert report["docs_page"].startswith(settings.lake_location), "Data Docs live in the lake"
 
 
 def test_warn_loads_everything_and_records_why(corpus):
@@ -189,7 +197,7 @@ def test_sum_that_does_not_reconcile_stops_the_load(corpus):
     assert Decimal(manifest["source_sum"]) == sum((row[2] for row, _ in CORPUS), Decimal(0))
     pipeline.validate_stage(config, table, run, extracted["raw_path"], settings=settings, spark=spark)
     # The source's figure no longer matches what was extracted (e.g. a lossy type).
-    lake.write_json_atomic(Path(extracted["raw_path"]) / lake.MANIFEST, {**manifest, "source_sum": "999.99"})
+    lake.write_json_atomic(lake.lake_path(extracted["raw_path"]) / lake.MANIFEST, {**manifest, "source_sum": "999.99"})
     with pytest.raises(QualityError, match=r"sum of amount does not reconcile: the source counted 999.99"):
         pipeline.load_stage(config, table, run, extracted["raw_path"], settings=settings)
     with warehouse.connect(settings.warehouse, read_only=True) as conn:
@@ -229,6 +237,4 @@ def test_quarantine_is_the_same_whether_the_batch_is_validated_in_process_or_on_
     bad = [(row, [r for r in rules if r in eligible]) for row, rules in CORPUS]
     bad = [(row, rules) for row, rules in bad if rules]
     assert (loaded["rows_loaded"], loaded["rows_quarantined"]) == (len(CORPUS) - len(bad), len(bad))
-    files = list((settings.lake_root / "quarantine" / "qc" / "corpus").rglob("rows.parquet"))
-    rows = duckdb.sql(f"SELECT name, _lockgate_failed_rules FROM read_parquet('{files[0]}')").fetchall()
-    assert sorted((name, list(rules)) for name, rules in rows) == sorted((row[1], rules) for row, rules in bad)
+    assert _quarantined(settings) == sorted((row[1], rules) for row, rules in bad)

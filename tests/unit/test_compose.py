@@ -16,12 +16,17 @@ What is checked, on what Compose renders:
   the other containers; services wait for what they need at start;
 - one image, built from docker/Dockerfile, for Airflow, Spark and the init service;
 - the volumes are mounted on folders the Dockerfile creates, owned by the uid the
-  image runs as, and the lake, warehouse and demo source are shared by Airflow and Spark;
+  image runs as, and the lake's staging folder, the warehouse and the demo source are
+  shared by Airflow and Spark;
+- the raw lake is MinIO's bucket: every Lockgate service names the same lake and
+  connection, the one-shot ``minio-init`` creates that bucket with versioning before
+  Airflow starts, the connection reaches MinIO with its credentials, from ``.env``;
 - every ``AIRFLOW_CONN_*`` a source file in dags/sources needs is set or documented,
   none points at the container itself, the demo source is built where its connection says;
 - the Dockerfile installs from uv.lock (``uv sync --frozen``, the uv of scripts/setup.sh),
   the metadata database's drivers are in the lock, commands exist in the image;
-- secrets are required (``${VAR:?…}``), generated, never committed; ports on 127.0.0.1.
+- secrets are required (``${VAR:?…}``), generated, never committed nor on a command
+  line; defaults are the ones .env.example documents; ports on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import subprocess
 import tomllib
 from pathlib import Path, PurePosixPath
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -58,10 +64,14 @@ AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
 SPARK_SERVICES = ("spark-master", "spark-worker", "spark-connect")
 INIT_SERVICE = "lockgate-init"
 LOCKGATE_SERVICES = (INIT_SERVICE, *SPARK_SERVICES, *AIRFLOW_SERVICES)
-REQUIRED_SERVICES = {"postgres", *LOCKGATE_SERVICES}
+MINIO_SERVICE = "minio"
+MINIO_INIT_SERVICE = "minio-init"
+REQUIRED_SERVICES = {"postgres", MINIO_SERVICE, MINIO_INIT_SERVICE, *LOCKGATE_SERVICES}
 WILDCARDS = {"0.0.0.0", "::", "[::]", "*"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_PORTS = {"http": 80, "https": 443, "sc": 15002, "spark": 7077, "postgres": 5432, "postgresql": 5432}
+# mc's built-in aliases (a service's MC_HOST_<alias> would override them; none does here).
+MC_DEFAULT_ALIASES = {"local": "http://localhost:9000"}
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET_KEY|TOKEN|_KEY)$", re.I)
 URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://(?:[^@/\s\"']*@)?([A-Za-z0-9_.-]+)(?::(\d+))?")
 # DBAPI modules SQLAlchemy names after "+", and the distributions that provide them.
@@ -287,6 +297,42 @@ def _depends_on(service: dict) -> dict[str, str]:
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
 
 
+def _shell_commands(script: str) -> list[list[str]]:
+    """Every simple command of a shell script, as argv: lines split at &&, ||, ;, |, without
+    ``VAR=value`` prefixes and redirections."""
+    commands = []
+    for line in script.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        argv: list[str] = []
+        redirect = False
+        for token in [*lexer, ";"]:
+            if token in ("&&", "||", ";", "|"):
+                while argv and "=" in argv[0] and not argv[0].startswith("-"):
+                    argv = argv[1:]  # VAR=value prefixes
+                if argv:
+                    commands.append(argv)
+                argv = []
+            elif token in (">", ">>", "<", ">&", "&>"):
+                redirect = True
+            elif redirect:
+                redirect = False
+            else:
+                argv.append(token)
+    return commands
+
+
+def _shell_script(service: dict) -> str | None:
+    """The script a service runs with ``sh -c`` / ``bash -c`` (entrypoint + command), if any."""
+    entrypoint = service.get("entrypoint") or []
+    entrypoint = shlex.split(entrypoint) if isinstance(entrypoint, str) else [str(e) for e in entrypoint]
+    argv = [*entrypoint, *_command(service)]
+    if not argv or PurePosixPath(argv[0]).name not in ("sh", "bash"):
+        return None
+    flags = [i for i, a in enumerate(argv[1:], start=1) if re.fullmatch(r"-[a-z]*c[a-z]*", a)]
+    return argv[flags[0] + 1] if flags and flags[0] + 1 < len(argv) else None
+
+
 def _load_script(name: str) -> ModuleType:
     """A script of docker/ as a module (they are copied into the image, not installed)."""
     path = ROOT / "docker" / f"{name}.py"
@@ -338,21 +384,7 @@ class Dockerfile:
 
     def shell_commands(self) -> list[list[str]]:
         """Every simple command of every RUN, as argv (split at &&, ||, ;)."""
-        commands = []
-        for run in self.all("RUN"):
-            lexer = shlex.shlex(self.expand(run), posix=True, punctuation_chars=True)
-            lexer.whitespace_split = True
-            argv: list[str] = []
-            for token in [*lexer, ";"]:
-                if token in ("&&", "||", ";", "|"):
-                    while argv and "=" in argv[0] and not argv[0].startswith("-"):
-                        argv = argv[1:]  # VAR=value prefixes
-                    if argv:
-                        commands.append(argv)
-                    argv = []
-                else:
-                    argv.append(token)
-        return commands
+        return [argv for run in self.all("RUN") for argv in _shell_commands(self.expand(run))]
 
     def created_dirs(self) -> dict[str, str]:
         """Folders made by ``install -d [-o OWNER] ... DIR...``, with their owner."""
@@ -501,6 +533,15 @@ def _listeners(name: str, service: dict) -> list[tuple[str, int]] | None:
         return []
     if str(service.get("image", "")).startswith("postgres:"):
         return [("0.0.0.0", int(_option(argv, "-p") or 5432))]
+    if str(service.get("image", "")).startswith(("minio/minio:", "quay.io/minio/minio:")) and "server" in argv[:2]:
+        found = []
+        # ":9000" is every address; without --console-address the console's port is random.
+        for address in (_option(argv, "--address") or env.get("MINIO_ADDRESS") or ":9000",
+                        _option(argv, "--console-address") or env.get("MINIO_CONSOLE_ADDRESS")):
+            if address:
+                host, _, port = address.rpartition(":")
+                found.append((host or "0.0.0.0", int(port)))
+        return found
     return None
 
 
@@ -518,6 +559,9 @@ def _probe(test: list[str]) -> tuple[str, str | None, int | None]:
         return "pg", host, int(_option(tokens, "-p", "--port") or 5432)
     if "jobs check" in text or argv[:3] == ["airflow", "jobs", "check"]:
         return "job", None, None
+    if (m := re.search(r"\bmc\s+ready\s+([A-Za-z0-9_-]+)", text)) and m.group(1) in MC_DEFAULT_ALIASES:
+        alias = urlsplit(MC_DEFAULT_ALIASES[m.group(1)])
+        return "http", alias.hostname, alias.port
     return "other", None, None
 
 
@@ -649,7 +693,7 @@ def test_listeners_bound_to_a_name_use_the_containers_own_name(services, listene
                 )
 
 
-@pytest.mark.parametrize("name", [*SPARK_SERVICES, "airflow-apiserver", "airflow-scheduler", "postgres"])
+@pytest.mark.parametrize("name", [*SPARK_SERVICES, "airflow-apiserver", "airflow-scheduler", "postgres", MINIO_SERVICE])
 def test_long_running_services_have_healthchecks(services, name):
     assert _healthcheck(services[name]), f"{name} has no healthcheck; nothing can wait for it"
 
@@ -764,7 +808,9 @@ def test_volumes_are_mounted_on_folders_the_image_creates_for_its_uid(services, 
 
 def _written_paths(service: dict) -> list[str]:
     env = _environment(service)
-    paths = [env[k] for k in ("LOCKGATE_LAKE_ROOT", "LOCKGATE_STATE_DIR", "AIRFLOW_HOME") if k in env]
+    paths = [env[k] for k in ("LOCKGATE_STAGING_DIR", "LOCKGATE_STATE_DIR", "AIRFLOW_HOME") if k in env]
+    if "://" not in env.get("LOCKGATE_LAKE_ROOT", "://"):
+        paths.append(env["LOCKGATE_LAKE_ROOT"])  # a local lake, written in place
     if "LOCKGATE_WAREHOUSE" in env:
         paths.append(str(PurePosixPath(env["LOCKGATE_WAREHOUSE"]).parent))
     if "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in env:
@@ -782,11 +828,13 @@ def test_folders_the_services_write_exist_for_the_uid(services, dockerfile):
             assert created.get(path) == uid, f"{name} writes to {path}, which the image does not create for uid {uid}"
 
 
-def test_lake_warehouse_and_demo_source_are_shared_by_airflow_and_spark(services):
+def test_staging_warehouse_and_demo_source_are_shared_by_airflow_and_spark(services):
+    """The Spark executors write an S3 lake's extracts into the staging folder that the
+    task then checksums and uploads: the same volume at the same path on both sides."""
     scheduler_env = _environment(services["airflow-scheduler"])
     shop = scheduler_env.get("AIRFLOW_CONN_SHOP_DB", "")
     paths = {
-        "lake": scheduler_env["LOCKGATE_LAKE_ROOT"],
+        "lake's staging folder": scheduler_env.get("LOCKGATE_STAGING_DIR"),
         "warehouse": scheduler_env["LOCKGATE_WAREHOUSE"],
         "demo source": shop.removeprefix("sqlite:///") if shop.startswith("sqlite:///") else None,
     }
@@ -794,8 +842,8 @@ def test_lake_warehouse_and_demo_source_are_shared_by_airflow_and_spark(services
         assert path, f"the scheduler has no {what} path"
         for name in ("airflow-scheduler", "airflow-apiserver", "spark-connect", "spark-worker"):
             env = _environment(services[name])
-            if what == "lake" and name.startswith("spark-"):
-                assert env.get("LOCKGATE_LAKE_ROOT") == path, f"{name} sees the lake elsewhere"
+            if what.startswith("lake") and name.startswith("spark-"):
+                assert env.get("LOCKGATE_STAGING_DIR") == path, f"{name} sees the staging folder elsewhere"
             volume = [
                 m["source"] for m in _mounts(services[name])
                 if m["type"] == "volume" and PurePosixPath(path).is_relative_to(m["target"])
@@ -806,6 +854,132 @@ def test_lake_warehouse_and_demo_source_are_shared_by_airflow_and_spark(services
                 if m["type"] == "volume" and PurePosixPath(path).is_relative_to(m["target"])
             }
             assert set(volume) == sources, f"{name} mounts the {what} from {volume}, the scheduler from {sources}"
+
+
+# ---------------------------------------------------------------------------------------
+# The raw lake: MinIO's bucket, made by minio-init, reached through one Airflow connection.
+
+
+def _lake_connection(service: dict) -> tuple[str, str | None]:
+    """The lake's connection id and the ``AIRFLOW_CONN_*`` value a service has for it."""
+    env = _environment(service)
+    conn_id = env.get("LOCKGATE_LAKE_CONN_ID") or "lockgate_lake"  # lockgate.settings' default
+    return conn_id, env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+
+
+def _mc_commands(services: dict) -> tuple[dict[str, str], list[list[str]]]:
+    """minio-init's ``mc`` commands, after ``set -e``: the aliases it sets, and the others."""
+    script = _shell_script(services[MINIO_INIT_SERVICE])
+    assert script, f"{MINIO_INIT_SERVICE} must run a shell script (sh -c)"
+    commands = _shell_commands(script)
+    first_mc = next((i for i, argv in enumerate(commands) if argv[0] == "mc"), len(commands))
+    assert any(argv[0] == "set" and any(re.fullmatch(r"-[a-z]*e[a-z]*", a) for a in argv[1:])
+               for argv in commands[:first_mc]), f"{MINIO_INIT_SERVICE} must `set -e`: a failed step fails the service"
+    aliases = {argv[3]: argv[4] for argv in commands if argv[:3] == ["mc", "alias", "set"] and len(argv) >= 5}
+    return aliases, [argv for argv in commands if argv[0] == "mc" and argv[1:3] != ["alias", "set"]]
+
+
+def _targets(argv: list[str]) -> list[str]:
+    return [a for a in argv if "/" in a and not a.startswith("-")]
+
+
+def test_lockgate_services_see_one_lake_and_one_connection(services):
+    scheduler = services["airflow-scheduler"]
+    env = _environment(scheduler)
+    lake_root = env.get("LOCKGATE_LAKE_ROOT", "")
+    assert lake_root.startswith("s3://"), f"the stack's lake is MinIO's bucket, not {lake_root!r}"
+    conn_id, conn = _lake_connection(scheduler)
+    assert conn, f"the scheduler has no AIRFLOW_CONN_{conn_id.upper()} for its lake connection {conn_id!r}"
+    for name, service in _lockgate_services(services).items():
+        other = _environment(service)
+        assert other.get("LOCKGATE_LAKE_ROOT") == lake_root, f"{name} sees the lake elsewhere"
+        assert other.get("LOCKGATE_STAGING_DIR") == env.get("LOCKGATE_STAGING_DIR"), f"{name}: another staging folder"
+        assert _lake_connection(service)[0] == conn_id, f"{name} names another lake connection"
+        if name in AIRFLOW_SERVICES:
+            assert _lake_connection(service)[1] == conn, f"{name} has another {conn_id} connection"
+
+
+def test_lockgate_reads_the_lake_settings_the_file_gives(services, monkeypatch):
+    """Names as lockgate.settings reads them: a misspelt variable would fall back to a default."""
+    from lockgate.settings import load_settings
+
+    env = _environment(services["airflow-scheduler"])
+    for key, value in env.items():
+        if key.startswith("LOCKGATE_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LOCKGATE_HOME", "/opt/lockgate/app")
+    settings = load_settings()
+    assert not settings.lake_is_local and settings.lake_location == env["LOCKGATE_LAKE_ROOT"]
+    assert str(settings.stage_root) == env["LOCKGATE_STAGING_DIR"], "the extracts are staged off the shared volume"
+    assert settings.lake_conn_id == env["LOCKGATE_LAKE_CONN_ID"]
+
+
+def test_minio_and_its_init_service_exist_and_airflow_waits_for_the_bucket(services):
+    minio, init = services[MINIO_SERVICE], services[MINIO_INIT_SERVICE]
+    assert "server" in _command(minio)[:2], f"{MINIO_SERVICE} must run `minio server`"
+    assert any(m["type"] == "volume" for m in _mounts(minio)), f"{MINIO_SERVICE} keeps the lake on a named volume"
+    assert str(init.get("restart", "no")) == "no", f"{MINIO_INIT_SERVICE} is a one-shot"
+    assert _depends_on(init).get(MINIO_SERVICE) == "service_healthy"
+    for name in AIRFLOW_SERVICES:
+        assert _depends_on(services[name]).get(MINIO_INIT_SERVICE) == "service_completed_successfully", (
+            f"{name} reads the lake: it must wait for {MINIO_INIT_SERVICE} to have made the bucket"
+        )
+
+
+def test_the_init_creates_the_lakes_bucket_idempotently_with_versioning(services):
+    from lockgate.lake.s3 import parse_url
+
+    env = _environment(services["airflow-scheduler"])
+    bucket = parse_url("LOCKGATE_LAKE_ROOT", env["LOCKGATE_LAKE_ROOT"]).bucket
+    endpoint = json.loads(_lake_connection(services["airflow-scheduler"])[1])["extra"]["endpoint_url"]
+    aliases, commands = _mc_commands(services)
+    # The targets that name the lake's server, by the alias set for its endpoint.
+    on_lake = {alias for alias, url in aliases.items() if url.rstrip("/") == endpoint.rstrip("/")}
+    assert on_lake, f"{MINIO_INIT_SERVICE} sets no mc alias for the lake's endpoint {endpoint} ({aliases})"
+
+    def names_the_bucket(argv: list[str]) -> bool:
+        return any(alias in on_lake and path.strip("/") == bucket
+                   for alias, _, path in (t.partition("/") for t in _targets(argv)))
+
+    made = [i for i, argv in enumerate(commands) if argv[1:2] == ["mb"] and names_the_bucket(argv)]
+    assert made, f"{MINIO_INIT_SERVICE} does not create the lake's bucket {bucket!r}: {commands}"
+    assert {"--ignore-existing", "-p"} & set(commands[made[0]]), "`mc mb` fails on a second start: --ignore-existing"
+    versioned = [i for i, argv in enumerate(commands) if argv[1:3] == ["version", "enable"] and names_the_bucket(argv)]
+    assert versioned and versioned[-1] > made[0], f"{MINIO_INIT_SERVICE} must turn versioning on for {bucket!r}"
+
+
+def test_the_lake_connection_reaches_minio_as_its_user(services, listeners, env_file, monkeypatch):
+    """What lockgate.lake.s3 reads from the connection (the Amazon provider's S3Hook)."""
+    from lockgate.lake import s3
+
+    values = _read_env_file(env_file)
+    minio_env = _environment(services[MINIO_SERVICE])
+    for name in AIRFLOW_SERVICES:
+        conn_id, conn = _lake_connection(services[name])
+        assert json.loads(conn)["conn_type"] == "aws", f"{name}: the lake's connection must be of type aws"
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn)
+        info = s3.access.__wrapped__(conn_id)  # not the process-wide cache
+        endpoint = urlsplit(info.endpoint_url or "")
+        assert endpoint.scheme == "http" and endpoint.hostname == MINIO_SERVICE, f"{name}: endpoint {info.endpoint_url}"
+        assert endpoint.port in {p for a, p in listeners[MINIO_SERVICE] if a in WILDCARDS}, (
+            f"{name}: {info.endpoint_url} is not a port {MINIO_SERVICE} listens on ({listeners[MINIO_SERVICE]})"
+        )
+        assert info.region == minio_env.get("MINIO_SITE_REGION", "us-east-1"), f"{name}: signs for another region"
+        assert (info.key, info.secret) == (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"]), name
+        assert info.secret == values["MINIO_ROOT_PASSWORD"], f"{name}: the lake's secret key is not the one in .env"
+    init_env = _environment(services[MINIO_INIT_SERVICE])
+    assert (init_env.get("MINIO_ROOT_USER"), init_env.get("MINIO_ROOT_PASSWORD")) == (
+        minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"]), f"{MINIO_INIT_SERVICE} logs in as another user"
+
+
+def test_minio_ports_are_published_on_localhost_only(services, listeners):
+    ports = _ports(services[MINIO_SERVICE])
+    assert {p["target"] for p in ports} == {p for _, p in listeners[MINIO_SERVICE]}, (
+        f"{MINIO_SERVICE} publishes {ports}, listens on {listeners[MINIO_SERVICE]} (S3 API and console)"
+    )
+    for port in ports:
+        assert port["host_ip"] == "127.0.0.1", f"{MINIO_SERVICE}: {port} is reachable from other machines"
+    assert not _ports(services[MINIO_INIT_SERVICE])
 
 
 # ---------------------------------------------------------------------------------------
@@ -1004,7 +1178,7 @@ def test_secrets_are_required_never_defaulted(raw_text):
     used = re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}", raw_text)
     secrets = {name for name, _, _ in used if SECRET_NAME.search(name)}
     assert {"POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
-            "AIRFLOW_ADMIN_PASSWORD"} <= secrets
+            "AIRFLOW_ADMIN_PASSWORD", "MINIO_ROOT_PASSWORD"} <= secrets
     for name, op, message in used:
         if name in secrets:
             assert op == ":?", f"${{{name}}} must be required (${{{name}:?message}}), not {op or 'plain'}"
@@ -1013,6 +1187,37 @@ def test_secrets_are_required_never_defaulted(raw_text):
     for key, value in re.findall(r"^\s*([A-Z][A-Z0-9_]*):\s*(.+)$", raw_text, re.M):
         if SECRET_NAME.search(key):
             assert "${" in value, f"{key} has a literal value in docker-compose.yml"
+
+
+def test_defaults_are_documented_and_connections_carry_no_literal_password(raw_text, raw):
+    example = _read_env_file(ENV_EXAMPLE)
+    for name, op, default in re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?([^}]*)\}", raw_text):
+        if op in ("-", ":-"):
+            assert not SECRET_NAME.search(name), f"${{{name}}} is a secret with a default"
+            assert example.get(name) == default, (
+                f"${{{name}:-{default}}}: .env.example documents {name}={example.get(name)!r}, not the same default"
+            )
+    required = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}")
+    for name, service in raw["services"].items():
+        for var, value in _environment(service).items():
+            if not var.startswith("AIRFLOW_CONN_"):
+                continue
+            password = json.loads(value).get("password") if value.lstrip().startswith("{") else urlsplit(value).password
+            match = required.fullmatch(password or "")
+            assert password is None or (match and SECRET_NAME.search(match.group(1))), (
+                f"{name}: {var} writes its password into docker-compose.yml; use a required secret variable"
+            )
+
+
+def test_no_secret_is_on_a_command_line(services, env_file):
+    """`ps` and `docker inspect`'s Args show a command line; secrets go in the environment."""
+    secrets = {v for k, v in _read_env_file(env_file).items() if SECRET_NAME.search(k) and v}
+    assert secrets
+    for name, service in services.items():
+        entrypoint = service.get("entrypoint") or []
+        argv = " ".join([*map(str, entrypoint if isinstance(entrypoint, list) else [entrypoint]),
+                         *_command(service), *(_healthcheck(service) or [])])
+        assert not any(s in argv for s in secrets), f"{name} has a secret on its command line"
 
 
 def test_env_example_documents_every_variable_and_commits_no_secret(raw_text):

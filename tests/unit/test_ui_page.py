@@ -70,6 +70,7 @@ def settings(lake_env):
     return load_settings()
 
 
+@pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)
 def test_status_reads_the_warehouse_and_the_lake(settings):
     config = parse_source(SOURCE, "ui.yml")
     with warehouse.connect(settings.warehouse) as conn:
@@ -89,6 +90,7 @@ def test_status_reads_the_warehouse_and_the_lake(settings):
     assert status.tables[1].runs == [] and status.warehouse_note is None
 
 
+@pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)
 def test_data_docs_are_found_by_run_id_and_only_inside_the_site(settings):
     from lockgate.pipeline import quality_report_path
 

@@ -36,8 +36,10 @@ def static_index() -> dict[str, Path]:
     return index
 
 
-def report_page(settings: Settings, source: str, table: str, run_id: str, version: int) -> Path | None:
-    """The Data Docs page a run's validation report names, if it is inside the site."""
+def report_page(settings: Settings, source: str, table: str, run_id: str, version: int):
+    """The Data Docs page a run's validation report names, if it is inside the site (a
+    local folder or an S3 prefix)."""
+    from lockgate.lake import is_local, lake_path
     from lockgate.pipeline import quality_report_path
 
     report = quality_report_path(settings, source, table, run_id, version)
@@ -47,9 +49,13 @@ def report_page(settings: Settings, source: str, table: str, run_id: str, versio
         return None
     if not page:
         return None
-    site = (settings.lake_root / "quality" / source / "docs").resolve()
+    site = settings.lake_root / "quality" / source / "docs"
+    if not is_local(site):
+        inside = page.startswith(f"{site}/") and ".." not in page.split("/")
+        path = lake_path(page) if inside and page.endswith(".html") else None
+        return path if path is not None and path.exists() else None
     path = Path(page).resolve()
-    if not path.is_relative_to(site) or path.suffix != ".html" or not path.is_file():
+    if not path.is_relative_to(site.resolve()) or path.suffix != ".html" or not path.is_file():
         return None
     return path
 
