@@ -130,13 +130,17 @@ def key_ranges(
 
 
 def _task(
-    uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int, setup: list[str] | None = None
-):
+    uri: str, queries: list[str], paths: list[str], schema_ipc: bytes, row_group_rows: int, setup: list[str] | None = None,
+    upload: tuple[dict[str, Any], list[str]] | None = None,
+):  # fmt: skip
     """The function each Spark task runs (pickled by value: it needs only pyarrow and ADBC).
 
     ``setup``: statements run first in the task's transaction (ADBC's DBAPI runs with
     autocommit off, so the connection is already in one): the import of the chunk's
-    exported snapshot, so every task reads what the extract counted."""
+    exported snapshot, so every task reads what the extract counted. ``upload``: pyarrow
+    ``S3FileSystem`` options and one ``bucket/key`` per query: an S3 lake, where each
+    task puts the file it wrote into the run's folder itself (nothing passes through
+    the driver); the local file stays for the checksums and the checkpoint."""
 
     def run(batches):
         import adbc_driver_postgresql.dbapi as adbc
@@ -178,6 +182,10 @@ def _task(
                         if pending:
                             writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
                             rows += pending_rows
+                if upload is not None:
+                    from pyarrow import fs
+
+                    fs.copy_files(paths[index], upload[1][index], destination_filesystem=fs.S3FileSystem(**upload[0]))
                 yield pa.RecordBatch.from_pylist(
                     [{"index": index, "rows": rows}], schema=pa.schema([("index", pa.int64()), ("rows", pa.int64())])
                 )
@@ -214,11 +222,14 @@ def write_ranges(
     sample: list[int] | None = None,
     ceiling: int | None = None,
     snapshot: str | None = None,
+    upload: tuple[dict[str, Any], str] | None = None,
 ) -> list[Path] | None:
     """Read ``relation WHERE predicate`` in ``parts`` key ranges, one Spark task each,
     into ``folder/part-NNNNN.parquet`` (``nulls=False``: the predicate excludes NULL
     keys; ``sample``, ``ceiling``: see :func:`key_ranges`). ``snapshot``: an exported
-    PostgreSQL snapshot every task imports (:mod:`lockgate.snapshot`).
+    PostgreSQL snapshot every task imports (:mod:`lockgate.snapshot`). ``upload``: pyarrow
+    S3 options and a ``bucket/key`` prefix; task ``i`` also puts its file at the prefix
+    plus ``NNNNN.parquet`` (:func:`_task`).
     Returns the files, or ``None`` when the schema has a type this reader does not
     support (the caller uses JDBC).
 
@@ -241,7 +252,8 @@ def write_ranges(
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(folder / f"part-{i:05d}.parquet") for i in range(len(queries))]
     setup = snapshot_import(snapshot) if snapshot else None
-    task = _task(reader_uri(source), queries, paths, target.serialize().to_pybytes(), ROW_GROUP_ROWS, setup)
+    targets = None if upload is None else (upload[0], [f"{upload[1]}{i:05d}.parquet" for i in range(len(queries))])
+    task = _task(reader_uri(source), queries, paths, target.serialize().to_pybytes(), ROW_GROUP_ROWS, setup, targets)
     written: list[Any]
     if len(queries) == 1 and rows is not None and rows <= IN_PROCESS_ROWS:
         import pyarrow as pa

@@ -39,6 +39,7 @@ from lockgate.config import SourceConfig, TableConfig, load_source
 from lockgate.cursors import Cursor
 from lockgate.errors import SourceError
 from lockgate.incremental import Incremental, Slice, TableState, parse_time
+from lockgate.lake import s3
 from lockgate.records import Plan, SliceStats
 from lockgate.settings import Settings, load_settings
 from lockgate.sources import JdbcSource, resolve_source
@@ -441,11 +442,20 @@ def _chunk_totals(query, source: JdbcSource, table: TableConfig, predicate: str)
     return int(row["n"]), row.get("total")
 
 
+class ChunkFiles(NamedTuple):
+    files: list[Path]
+    partitions: int
+    schema: list[dict[str, Any]]
+    #: The Spark tasks also put the files into the S3 lake's run folder themselves.
+    uploaded: bool
+
+
 def _read_chunk_files(
     spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, bounds: ChunkBounds, temp: Path,
-    snapshot_id: str | None,
-) -> tuple[list[Path], int, list[dict[str, Any]]]:  # fmt: skip
-    """Read one chunk into ``temp``: its files, partitions and schema."""
+    snapshot_id: str | None, upload: tuple[dict[str, Any], str] | None = None,
+) -> ChunkFiles:  # fmt: skip
+    """Read one chunk into ``temp``; ``upload``: the Arrow reader's tasks also put their
+    files into the S3 lake (options and the chunk's key prefix)."""
     shutil.rmtree(temp, ignore_errors=True)
     df, partitions = read_chunk(spark, source, table, plan, bounds, snapshot_id)
     files = None
@@ -453,15 +463,21 @@ def _read_chunk_files(
         files = arrow_reader.write_ranges(
             spark, source, relation(source, table, plan.select), bounds.predicate, df.schema, table.split_column,
             None if bounds.lo is None else (bounds.lo, bounds.hi), partitions, temp, rows=bounds.rows,
-            nulls=bounds.nulls, sample=plan.key_sample, ceiling=bounds.ceiling, snapshot=snapshot_id,
+            nulls=bounds.nulls, sample=plan.key_sample, ceiling=bounds.ceiling, snapshot=snapshot_id, upload=upload,
         )  # fmt: skip
         if files is None:  # a column type the Arrow reader does not convert: JDBC for the rest
             plan.reader = "jdbc"
             lake.write_json_atomic(plan_path, plan.to_json())
+    uploaded = files is not None and upload is not None
     if files is None:
         files = _write_parquet(df, temp)
     schema = [{"name": f.name, "type": f.dataType.simpleString(), "nullable": f.nullable} for f in df.schema.fields]
-    return files, partitions, schema
+    return ChunkFiles(files, partitions, schema, uploaded)
+
+
+def _chunk_upload(upload: tuple[dict[str, Any], str] | None, index: int) -> tuple[dict[str, Any], str] | None:
+    """The key prefix of chunk ``index``'s files in the run folder (their sealed names)."""
+    return None if upload is None else (upload[0], f"{upload[1]}/part-{index:05d}-")
 
 
 def _where(source: JdbcSource, table: TableConfig, index: int, plan: Plan) -> str:
@@ -470,14 +486,16 @@ def _where(source: JdbcSource, table: TableConfig, index: int, plan: Plan) -> st
 
 def _read_in_snapshot(
     spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, index: int, temp: Path,
-    snap: snapshot.ExportedSnapshot,
+    snap: snapshot.ExportedSnapshot, upload: tuple[dict[str, Any], str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """PostgreSQL: count, sum, horizon and rows of a chunk, all in the exported snapshot."""
     bounds = _chunk_bounds(source, table, plan, index)
     horizon = source_horizon(spark, source, snap.query)
     count, total = _chunk_totals(snap.query, source, table, bounds.predicate)
     faults.hit("extract.chunk_snapshot", table.name)
-    files, partitions, schema = _read_chunk_files(spark, source, table, plan, plan_path, bounds, temp, snap.id)
+    files, partitions, schema, uploaded = _read_chunk_files(
+        spark, source, table, plan, plan_path, bounds, temp, snap.id, _chunk_upload(upload, index)
+    )
     rows = _parquet_rows(files)
     if rows != count:
         shutil.rmtree(temp, ignore_errors=True)
@@ -489,13 +507,14 @@ def _read_in_snapshot(
     return {
         "files": [f.name for f in files], "partitions": partitions, "key_range": plan.chunks[index], "schema": schema,
         "source_rows": count, "source_sum": total, "read_at": horizon["source_now"], "horizon": horizon,
-        "consistency": "exported snapshot", "attempts": 1,
+        "consistency": "exported snapshot", "attempts": 1, "uploaded": uploaded,
     }  # fmt: skip
 
 
 def _read_stable(
-    spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, index: int, temp: Path
-) -> dict[str, Any]:
+    spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, index: int, temp: Path,
+    upload: tuple[dict[str, Any], str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Engines without a shareable snapshot: the chunk is counted (and summed) just
     before and just after it is read, and kept only when both agree and the rows read
     are that count; otherwise the source changed during the read and it is read again."""
@@ -509,14 +528,16 @@ def _read_stable(
         horizon = source_horizon(spark, source)
         before = _chunk_totals(query, source, table, bounds.predicate)
         faults.hit("extract.chunk_snapshot", table.name)
-        files, partitions, schema = _read_chunk_files(spark, source, table, plan, plan_path, bounds, temp, None)
+        files, partitions, schema, uploaded = _read_chunk_files(
+            spark, source, table, plan, plan_path, bounds, temp, None, _chunk_upload(upload, index)
+        )
         rows = _parquet_rows(files)
         after = _chunk_totals(query, source, table, bounds.predicate)
         if before == after and rows == before[0]:
             return {
                 "files": [f.name for f in files], "partitions": partitions, "key_range": plan.chunks[index],
                 "schema": schema, "source_rows": before[0], "source_sum": before[1], "read_at": horizon["source_now"],
-                "horizon": horizon, "consistency": "stable count", "attempts": attempt,
+                "horizon": horizon, "consistency": "stable count", "attempts": attempt, "uploaded": uploaded,
             }  # fmt: skip
         shutil.rmtree(temp, ignore_errors=True)
         sums = f" (sum of {table.reconcile_sum} {before[1]} → {after[1]})" if table.reconcile_sum else ""
@@ -545,7 +566,7 @@ def _log_progress(label: str, plan: Plan, done: list[dict[str, Any]], seconds: f
 
 def _extract_chunks(
     spark, source: JdbcSource, table: TableConfig, plan: Plan, plan_path: Path, partial: Path,
-    keys_folder: Path | None = None, label: str = "",
+    keys_folder: Path | None = None, label: str = "", upload: tuple[dict[str, Any], str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
     """Read every chunk not yet on disk; a chunk is complete once its ``_chunk.json`` exists.
 
@@ -574,13 +595,13 @@ def _extract_chunks(
         chunk_started = time.monotonic()
         if shared:
             with snapshot.ExportedSnapshot(source) as snap:
-                info = _read_in_snapshot(spark, source, table, plan, plan_path, index, temp, snap)
+                info = _read_in_snapshot(spark, source, table, plan, plan_path, index, temp, snap, upload)
                 os.rename(temp, folder)
                 lake.write_json_atomic(marker, info)
                 if keys_folder is not None and index == len(plan.chunks) - 1:
                     keys = _extract_keys(spark, source, table, keys_folder, snap)
         else:
-            info = _read_stable(spark, source, table, plan, plan_path, index, temp)
+            info = _read_stable(spark, source, table, plan, plan_path, index, temp, upload)
             os.rename(temp, folder)
             lake.write_json_atomic(marker, info)
         done.append({**info, "index": index, "resumed": False})
@@ -715,9 +736,12 @@ def run_extract(
             log.info("extract %s.%s: planned in %.1f s: %s rows, %d chunk(s), %s reader", config.source, table.name,
                      time.monotonic() - started, f"{plan.stats.rows:,}", len(plan.chunks), plan.reader)  # fmt: skip
         keys_folder = partial / ".keys.tmp" if table.delete_propagation != "none" else None
+        # An S3 lake: the Arrow reader's tasks put their files into the run folder themselves.
+        upload = None if lake.is_local(location.path) else s3.task_upload(location.path, settings.lake_conn_id)
         done, keys = _extract_chunks(
-            spark, source, table, plan, plan_file, partial, keys_folder, label=f"{config.source}.{table.name}"
-        )
+            spark, source, table, plan, plan_file, partial, keys_folder, label=f"{config.source}.{table.name}",
+            upload=upload,
+        )  # fmt: skip
     except Exception as exc:
         shutil.rmtree(partial / ".keys.tmp", ignore_errors=True)
         if exc.__class__.__module__.startswith(_CLIENT_ERRORS):
@@ -792,7 +816,10 @@ def run_extract(
     }
     if keys_manifest:
         manifest["keys"] = keys_manifest
-    folder = lake.seal(location, temp, manifest)
+    uploaded = {
+        f"part-{c['index']:05d}-{number:05d}.parquet" for c in done if c.get("uploaded") for number in range(len(c["files"]))
+    }
+    folder = lake.seal(location, temp, manifest, uploaded=uploaded)
     shutil.rmtree(partial, ignore_errors=True)
     return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
 

@@ -53,6 +53,14 @@ def _unavailable(what: str, exc: Exception):
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_fault_counts():
+    """``LOCKGATE_FAILPOINTS``' ``#n`` counts hits in this process: every test counts from 0."""
+    from lockgate import faults
+
+    faults.reset()
+
+
 @pytest.fixture(scope="session")
 def spark():
     from lockgate.spark import get_spark

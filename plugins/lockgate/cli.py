@@ -363,6 +363,22 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake_init(args: argparse.Namespace) -> int:
+    """Make the lake ready: an S3 lake's bucket exists, with versioning on."""
+    settings = load_settings()
+    if settings.lake_is_local:
+        Path(settings.lake_location).mkdir(parents=True, exist_ok=True)
+        print(f"lake: local folder {settings.lake_location}")
+        return 0
+    from lockgate.lake import s3
+
+    location = s3.parse_url("LOCKGATE_LAKE_ROOT", settings.lake_location)
+    created = s3.ensure_bucket(location.bucket, settings.lake_conn_id)
+    print(f"lake: {location.url} (bucket {'created' if created else 'exists'}, versioning on; "
+          f"Airflow connection '{settings.lake_conn_id}')")  # fmt: skip
+    return 0
+
+
 def cmd_prune_lake(args: argparse.Namespace) -> int:
     """Apply the lake's retention to every table of a source."""
     from lockgate import lake
@@ -452,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = sub.add_parser("runs", help="the audit trail of a source")
     runs.add_argument("source")
     runs.set_defaults(func=cmd_runs)
+    lake_init = sub.add_parser("lake-init", help="make the lake ready (an S3 lake: the bucket, versioning on)")
+    lake_init.set_defaults(func=cmd_lake_init)
     prune = sub.add_parser("prune-lake", help="delete superseded raw versions older than the retention")
     prune.add_argument("source")
     prune.add_argument("--keep", help="retention, e.g. 30d (default: the source's raw_retention)")

@@ -26,6 +26,11 @@ from lockgate.errors import LockgateError
 _hits: Counter[str] = Counter()
 
 
+def reset() -> None:
+    """Forget the hits counted so far (``#n`` counts from here): a new scenario."""
+    _hits.clear()
+
+
 class InjectedFault(LockgateError):
     """A failure requested through ``LOCKGATE_FAILPOINTS``."""
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,19 +31,49 @@ def lockgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 FINGERPRINTS: dict[str, dict[str, tuple[int, str]]] = {}
 
 
+#: The S3 variant's connection (its own id: the session's s3_server fixture owns lockgate_lake).
+E2E_CONN = "e2e_lake"
+
+
+@pytest.fixture(scope="module")
+def moto_server_process():
+    """``moto_server`` as the README starts it for a local try, on a free port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    connection = {"conn_type": "aws", "login": "e2e-key", "password": "e2e-secret-7d1c",
+                  "extra": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}}  # fmt: skip
+    os.environ[f"AIRFLOW_CONN_{E2E_CONN.upper()}"] = json.dumps(connection)  # the test reads the lake too
+    yield
+    os.environ.pop(f"AIRFLOW_CONN_{E2E_CONN.upper()}", None)
+    server.terminate()
+    server.wait(timeout=30)
+
+
 @pytest.fixture(scope="module", params=["local", "s3"])
 def demo_env(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    lake = str(root / "lake")
+    lake = {"LOCKGATE_LAKE_ROOT": str(root / "lake")}
     if request.param == "s3":
-        # The connection (AIRFLOW_CONN_LOCKGATE_LAKE) is in os.environ from here on.
-        lake = f"s3://{request.getfixturevalue('s3_server').bucket}/e2e-demo"
+        request.getfixturevalue("moto_server_process")
+        lake = {"LOCKGATE_LAKE_ROOT": "s3://lockgate-lake/lake", "LOCKGATE_LAKE_CONN_ID": E2E_CONN}
     env = {
         **os.environ,
         "LOCKGATE_HOME": str(PROJECT_ROOT),
         "LOCKGATE_STATE_DIR": str(root / "state"),
         "AIRFLOW_HOME": str(root / "airflow"),
-        "LOCKGATE_LAKE_ROOT": lake,
+        **lake,
         "LOCKGATE_STAGING_DIR": str(root / "staging"),
         "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "warehouse.duckdb"),
     }
@@ -55,7 +87,7 @@ def lake_root(env):
     location = env["LOCKGATE_LAKE_ROOT"]
     if not location.startswith("s3://"):
         return Path(location)
-    return s3.root(s3.parse_url("LOCKGATE_LAKE_ROOT", location), "lockgate_lake")
+    return s3.root(s3.parse_url("LOCKGATE_LAKE_ROOT", location), env["LOCKGATE_LAKE_CONN_ID"])
 
 
 def fingerprint(env) -> dict[str, tuple[int, str]]:
@@ -110,6 +142,11 @@ def assert_runs_look_real(runs: list[dict], days: list[str], window: tuple[datet
 
 def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_env):
     root, env = demo_env
+    ready = lockgate(env, "lake-init")  # as the README's S3 lake steps run it
+    assert ready.returncode == 0, ready.stderr[-3000:]
+    if env["LOCKGATE_LAKE_ROOT"].startswith("s3://"):
+        assert "(bucket created, versioning on; Airflow connection 'e2e_lake')" in ready.stdout, ready.stdout
+        assert "(bucket exists, versioning on" in lockgate(env, "lake-init").stdout
     first_started = datetime.now(UTC)
     first = lockgate(env, "demo", "--scale", "0.02", "--days", "2")
     first_ended = datetime.now(UTC)

@@ -286,6 +286,28 @@ def test_large_full_load_resumes_at_the_first_incomplete_chunk(pg_source, monkey
     src.assert_converged("orders")
 
 
+@pytest.mark.parametrize("lake_env", ["s3"], indirect=True)
+def test_in_an_s3_lake_the_reader_tasks_put_their_files_there_themselves(lake_env, pg_source, monkeypatch):
+    """PostgreSQL's Arrow reader: each Spark task puts the file it wrote into the run's
+    S3 folder; the seal uploads none of them, only records each object's ETag and version."""
+    from lockgate import lake
+    from lockgate.lake import storage
+
+    src = pg_source
+    src.create("orders", mode="full", chunk_rows=250, partitions=2)
+    src.insert_orders(1, 1000, day(0), timedelta(minutes=1))
+    uploads: list[str] = []
+    real_upload = storage.upload
+    monkeypatch.setattr(storage, "upload", lambda files: (uploads.extend(str(t) for _, t in files), real_upload(files)))
+    extracted = src.stage("extract", "orders", src.run_info(0))
+    manifest = lake.verify(extracted["raw_path"])
+    assert manifest["reader"] == "arrow" and len(manifest["chunks"]) == 4 and manifest["rows"] == 1000
+    assert uploads == [], "the driver uploaded files the tasks should have put there"
+    assert all(f["etag"] and f["version_id"] for f in manifest["files"])
+    src.run_interval("orders", 1)
+    src.assert_converged("orders")
+
+
 # 10 -------------------------------------------------------------------------------
 @pytest.mark.parametrize("policy", ["delete", "flag"])
 @BOTH_LAKES

@@ -159,3 +159,12 @@ def test_a_missing_bucket_or_a_dead_endpoint_names_the_bucket_and_the_connection
     stderr = _settings_error(env)
     assert "lake bucket 'lockgate-lake' (Airflow connection 'dead_lake', endpoint 127.0.0.1:9): not reachable" in stderr
     assert S3_SECRET not in stderr
+
+
+def test_lake_init_creates_a_versioned_bucket_once(s3_server):
+    from lockgate.lake import s3
+
+    assert s3.ensure_bucket("lockgate-init-test", "lockgate_lake") is True
+    assert s3.ensure_bucket("lockgate-init-test", "lockgate_lake") is False
+    versioning = _client(s3_server).get_bucket_versioning(Bucket="lockgate-init-test")
+    assert versioning["Status"] == "Enabled"

@@ -69,6 +69,16 @@ class Access:
             options.update(key=self.key, secret=self.secret, token=self.token)
         return options
 
+    def pyarrow_options(self) -> dict[str, Any]:
+        """Keyword arguments of pyarrow's ``S3FileSystem`` (path-style requests)."""
+        options: dict[str, Any] = {"region": self.region}
+        if self.key:
+            options.update(access_key=self.key, secret_key=self.secret, session_token=self.token)
+        if self.endpoint_url:
+            endpoint = urlsplit(self.endpoint_url)
+            options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
+        return options
+
     def duckdb_secret_sql(self, scope: str) -> str:
         """A temporary DuckDB secret for ``scope`` (this connection only, never on disk)."""
         fields = {"TYPE": "s3", "REGION": self.region, "URL_STYLE": "path", "SCOPE": scope}
@@ -133,6 +143,31 @@ def checked_bucket(bucket: str, conn_id: str) -> None:
         raise LakeError(f"{where}: {reason}") from None
     except BotoCoreError as exc:
         raise LakeError(f"{where}: not reachable ({type(exc).__name__})") from None
+
+
+def ensure_bucket(bucket: str, conn_id: str) -> bool:
+    """Create the lake's bucket if it is missing and turn its versioning on, through the
+    provider's hook; True when the bucket was created."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    hook = S3Hook(aws_conn_id=conn_id)
+    try:
+        created = not hook.check_for_bucket(bucket)
+        if created:
+            hook.create_bucket(bucket_name=bucket, region_name=access(conn_id).region)
+        hook.get_conn().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    except (BotoCoreError, ClientError) as exc:
+        raise LakeError(f"lake bucket '{bucket}' (Airflow connection '{conn_id}'): cannot be set up ({type(exc).__name__})") from None
+    checked_bucket.cache_clear()
+    return created
+
+
+def task_upload(folder, conn_id: str) -> tuple[dict[str, Any], str]:
+    """What a Spark task needs to put its file under ``folder`` (an S3 run folder) itself:
+    pyarrow ``S3FileSystem`` options and the folder as ``bucket/key`` — plain values, so
+    the task unpickles them without importing Lockgate."""
+    return access(conn_id).pyarrow_options(), folder.path
 
 
 def root(location: BucketLocation, conn_id: str):

@@ -18,10 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-#: A lake location: a local path, or an S3 object or prefix.
-LakePath: TypeAlias = Any
+if TYPE_CHECKING:
+    from upath import UPath
+
+#: A lake location: a local path, or an S3 object or prefix (universal-pathlib's S3Path).
+LakePath: TypeAlias = "Path | UPath"
 
 
 def is_local(path: LakePath) -> bool:
@@ -118,13 +121,10 @@ def stat(path: LakePath) -> StoredObject:
     return StoredObject(int(info["size"]), modified, (info.get("ETag") or "").strip('"') or None, info.get("VersionId"))
 
 
-def upload(files: list[tuple[Path, LakePath]]) -> list[StoredObject]:
-    """Put finished local files into the lake (S3: concurrent uploads) and report what was stored."""
-    if not files:
-        return []
-    fs = files[0][1].fs
-    fs.put([str(local) for local, _ in files], [target.path for _, target in files])
-    return [stat(target) for _, target in files]
+def upload(files: list[tuple[Path, LakePath]]) -> None:
+    """Put finished local files into an S3 lake (concurrent uploads)."""
+    if files:
+        files[0][1].fs.put([str(local) for local, _ in files], [target.path for _, target in files])
 
 
 def modified(path: LakePath) -> datetime:

@@ -40,14 +40,18 @@ def _stamped(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**manifest, "format_version": FORMAT_VERSION, "sealed_at": datetime.now(UTC).isoformat()}
 
 
-def seal(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]) -> LakePath:
-    """Make ``temp_dir`` (a finished local folder) the run's sealed version.
+def seal(
+    location: RawLocation, temp_dir: Path, manifest: dict[str, Any], *, uploaded: set[str] | frozenset[str] = frozenset()
+) -> LakePath:
+    """Make ``temp_dir`` (a finished local folder) the run's sealed version; in S3, the
+    files named in ``uploaded`` are already in the run's folder (the Spark tasks that
+    wrote them put them there).
 
     If another attempt sealed the same run first, its folder wins and ours is dropped
     (both came from the same run, and the first one is already what others may read).
     """
     if not is_local(location.path):
-        return _seal_remote(location, temp_dir, manifest)
+        return _seal_remote(location, temp_dir, manifest, uploaded)
     storage.write_json_atomic(temp_dir / MANIFEST, _stamped(manifest))
     storage.fsync_dir(temp_dir)
     location.interval_dir.mkdir(parents=True, exist_ok=True)
@@ -66,15 +70,20 @@ def seal(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]) -> Lak
     return location.path
 
 
-def _seal_remote(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]) -> LakePath:
-    """Upload the files into the run's prefix, then the manifest with each object's ETag
-    and version id: the manifest's presence is the seal."""
+def _seal_remote(location: RawLocation, temp_dir: Path, manifest: dict[str, Any], uploaded) -> LakePath:
+    """Upload the files not yet in the run's prefix, then the manifest with each object's
+    ETag and version id: the manifest's presence is the seal."""
     if location.manifest_path.exists():
         shutil.rmtree(temp_dir, ignore_errors=True)
         return location.path
     items = [*manifest["files"], *manifest.get("keys", {}).get("files", [])]
-    stored = storage.upload([(temp_dir / item["path"], location.path / item["path"]) for item in items])
-    for item, obj in zip(items, stored, strict=True):
+    # A task's upload may be gone (an earlier attempt's, since overwritten): put the file again.
+    present = {i["path"] for i in items if i["path"] in uploaded and (location.path / i["path"]).exists()}
+    storage.upload([(temp_dir / i["path"], location.path / i["path"]) for i in items if i["path"] not in present])
+    for item in items:
+        obj = storage.stat(location.path / item["path"])
+        if obj.size != item["bytes"]:  # a task's upload that is not the file it wrote
+            raise LakeError(f"{location.path}: object {item['path']} has {obj.size} bytes, the file written has {item['bytes']}")
         item.update(etag=obj.etag, version_id=obj.version_id)
     storage.write_json_atomic(location.manifest_path, _stamped(manifest))
     shutil.rmtree(temp_dir, ignore_errors=True)
