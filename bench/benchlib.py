@@ -78,13 +78,6 @@ def python_job(code: str, env: dict | None = None) -> dict:
         return json.load(result)
 
 
-def duckdb_extension_sql(package: str, name: str, extension_dir: Path) -> str:
-    """SQL that installs ``name`` from the file of ``package`` into ``extension_dir`` and loads it."""
-    from lockgate.lake.duck import install_sql
-
-    return install_sql(package, name, extension_dir)
-
-
 def project_path(path: Path) -> str:
     """A path as results record it: relative to the project (results are committed and
     read on other machines), absolute only when it lies outside the project."""

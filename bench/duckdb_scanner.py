@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import DB, PG, REFERENCE, duckdb_extension_sql
+from benchlib import DB, PG, REFERENCE
+from lockgate.lake.duck import install_sql
 
 CODE = """
 import sys, time, duckdb
@@ -43,7 +44,7 @@ class ScannerResult:
 def run_once(work: Path, table: str) -> tuple[float, float, int]:
     target = work / "scanner.duckdb"
     target.unlink(missing_ok=True)
-    setup = duckdb_extension_sql("duckdb_extension_postgres_scanner", "postgres_scanner", work / "duckdb_extensions")
+    setup = install_sql("duckdb_extension_postgres_scanner", "postgres_scanner", work / "duckdb_extensions")
     attach = f"ATTACH 'host={PG['host']} port={PG['port']} user={PG['user']} dbname={DB}' AS pg (TYPE postgres, READ_ONLY)"
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CODE, str(target), table, setup, attach],

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from benchlib import DB, PG, WORK, duckdb_extension_sql, log, pg_connect, row_count
+from benchlib import DB, PG, WORK, log, pg_connect, row_count
+from lockgate.lake.duck import install_sql
 
 TABLE = "lineitem"
 ROWS = 6_001_215  # lineitem at SF1
@@ -95,8 +96,8 @@ def generate(extension_dir: Path) -> None:
         conn.execute(DDL)
     with duckdb.connect() as duck:
         duck.execute("SET enable_progress_bar = false")
-        duck.execute(duckdb_extension_sql("duckdb_extension_tpch", "tpch", extension_dir))
-        duck.execute(duckdb_extension_sql("duckdb_extension_postgres_scanner", "postgres_scanner", extension_dir))
+        duck.execute(install_sql("duckdb_extension_tpch", "tpch", extension_dir))
+        duck.execute(install_sql("duckdb_extension_postgres_scanner", "postgres_scanner", extension_dir))
         duck.execute("CALL dbgen(sf=1)")
         duck.execute(f"ATTACH 'host={PG['host']} port={PG['port']} user={PG['user']} dbname={DB}' AS pg (TYPE postgres)")
         duck.execute(f"INSERT INTO pg.public.{TABLE} SELECT {', '.join(COLUMNS)} FROM main.{TABLE}")

@@ -28,7 +28,7 @@ DEFAULT_JDBC_JARS = (
 def _lake_location(name: str, default: Path) -> str:
     """A local folder (resolved) or ``s3://bucket/prefix`` (checked, never echoed)."""
     value = os.environ.get(name, "").strip()
-    if value.startswith("s3://") or "://" in value:
+    if "://" in value:
         from lockgate.lake.s3 import parse_url
 
         return parse_url(name, value).url

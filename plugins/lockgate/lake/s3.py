@@ -123,16 +123,13 @@ def access(conn_id: str) -> Access:
 def checked_bucket(bucket: str, conn_id: str) -> None:
     """Fail at once, naming the bucket and the connection, when the bucket is missing or
     the endpoint does not answer (checked once per process)."""
-    import boto3
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     info = access(conn_id)
-    client = boto3.client(
-        "s3", aws_access_key_id=info.key, aws_secret_access_key=info.secret, aws_session_token=info.token,
-        region_name=info.region, endpoint_url=info.endpoint_url,
-        config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
-    )  # fmt: skip
+    config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2})
+    client = S3Hook(aws_conn_id=conn_id, config=config).get_conn()
     where = f"lake bucket '{bucket}' (Airflow connection '{conn_id}'"
     where += f", endpoint {urlsplit(info.endpoint_url).netloc})" if info.endpoint_url else ")"
     try:

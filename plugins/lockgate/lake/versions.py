@@ -78,16 +78,23 @@ def _seal_remote(location: RawLocation, temp_dir: Path, manifest: dict[str, Any]
         return location.path
     items = [*manifest["files"], *manifest.get("keys", {}).get("files", [])]
     # A task's upload may be gone (an earlier attempt's, since overwritten): put the file again.
-    present = {i["path"] for i in items if i["path"] in uploaded and (location.path / i["path"]).exists()}
-    storage.upload([(temp_dir / i["path"], location.path / i["path"]) for i in items if i["path"] not in present])
+    stored = {i["path"]: _stored(location.path / i["path"]) for i in items if i["path"] in uploaded}
+    storage.upload([(temp_dir / i["path"], location.path / i["path"]) for i in items if not stored.get(i["path"])])
     for item in items:
-        obj = storage.stat(location.path / item["path"])
+        obj = stored.get(item["path"]) or storage.stat(location.path / item["path"])
         if obj.size != item["bytes"]:  # a task's upload that is not the file it wrote
             raise LakeError(f"{location.path}: object {item['path']} has {obj.size} bytes, the file written has {item['bytes']}")
         item.update(etag=obj.etag, version_id=obj.version_id)
     storage.write_json_atomic(location.manifest_path, _stamped(manifest))
     shutil.rmtree(temp_dir, ignore_errors=True)
     return location.path
+
+
+def _stored(path: LakePath) -> storage.StoredObject | None:
+    try:
+        return storage.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 def read_manifest(folder: str | LakePath) -> dict[str, Any]:
