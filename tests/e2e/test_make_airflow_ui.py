@@ -5,11 +5,14 @@ README's Airflow CLI commands (`airflow backfill create`, `airflow dags trigger
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -162,15 +165,41 @@ def wait_run_state(env: dict[str, str], run_id: str, timeout: float) -> str:
         time.sleep(5)
 
 
+@contextlib.contextmanager
+def busy_writer(database: Path):
+    """Commits to the metadata database several hundred times a second, as a busy
+    scheduler does, while the block runs (in its own table)."""
+    stop = threading.Event()
+
+    def write() -> None:
+        with sqlite3.connect(database, timeout=60, isolation_level=None) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS lockgate_test_writer (n INTEGER)")
+            while not stop.is_set():
+                conn.execute("INSERT INTO lockgate_test_writer VALUES (1)")
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+
+
 def test_readme_cli_commands_work_beside_the_scheduler(standalone):
+    """Beside a scheduler that commits at the moment a command writes: SQLite refuses a
+    transaction that read before another connection's commit, so these commands failed
+    with "database is locked" after creating part of the backfill."""
     root, port, env, log = standalone
     wait_parsed(env)
     # Paused: the runs are created (what the commands must do) but not executed.
-    backfill = in_airflow_env(
-        env, "airflow backfill create --dag-id ingest_shop --from-date 2026-01-01 --to-date 2026-01-03 --max-active-runs 4"
-    )
-    assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
-    trigger = in_airflow_env(env, """airflow dags trigger ingest_shop --conf '{"tables": ["orders"], "full_refresh": true}'""")
+    with busy_writer(root / "state" / "airflow" / "airflow.db"):
+        backfill = in_airflow_env(
+            env, "airflow backfill create --dag-id ingest_shop --from-date 2026-01-01 --to-date 2026-01-03 --max-active-runs 4"
+        )
+        assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
+        trigger = in_airflow_env(env, """airflow dags trigger ingest_shop --conf '{"tables": ["orders"], "full_refresh": true}'""")
     assert trigger.returncode == 0, trigger.stdout[-2000:] + trigger.stderr[-2000:]
     runs = in_airflow_env(env, "airflow dags list-runs ingest_shop -o json")
     assert runs.returncode == 0, runs.stderr[-2000:]
