@@ -12,7 +12,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - measure Lockgate against psql COPY, ConnectorX and dlt (bench/results/latest.*)"
 	@echo "make airflow-ui - Airflow standalone on http://127.0.0.1:8080 with the Lockgate DAGs"
-	@echo "make clean  - remove the lake, the warehouse and local Airflow state"
+	@echo "make clean  - remove the lake, the warehouse, the demo source and local Airflow state"
 
 setup:
 	@scripts/setup.sh
@@ -42,4 +42,4 @@ airflow-ui: setup
 		$(VENV)/bin/lockgate airflow-db && exec $(VENV)/bin/lockgate airflow-standalone
 
 clean:
-	rm -rf lake warehouse .lockgate/airflow .lockgate/airflow.env .lockgate/logs .lockgate/demo
+	rm -rf lake warehouse landing/shop .lockgate/airflow .lockgate/airflow.env .lockgate/logs .lockgate/demo

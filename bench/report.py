@@ -17,6 +17,7 @@ KINDS = {
     "small_tables": WARM, "incremental": WARM, "memory": WARM,
     "connectorx_lineitem": REFERENCE, "duckdb_scanner": REFERENCE,
     "dag_full_load": AS_USERS_RUN, "dag_full_load_in_process": AS_USERS_RUN, "scheduler_small_tables": AS_USERS_RUN,
+    "files_lockgate": WARM, "files_duckdb_reference": REFERENCE, "files_split_16": WARM, "files_one_big_gzip": WARM,
 }  # fmt: skip
 #: What the lake in S3 (a local moto server) costs the full load of the bench table.
 LAKE_RATIO = "lockgate_pipeline_s3/lockgate_pipeline"
@@ -68,6 +69,7 @@ def markdown(result: dict) -> list[str]:
         f"incremental ({WARM}): {result['incremental']['changed_rows']:,} changed rows in "
         f"{result['incremental']['seconds']:.2f} s; memory ({WARM}): {result['memory']['rows']:,} rows with driver "
         f"memory {result['memory']['driver_memory']}, peak RSS {result['memory']['peak_rss_mb']:.0f} MB",
+        *files_lines(result),
         *breakdown_lines(result),
     ]  # fmt: skip
 
@@ -127,6 +129,26 @@ def user_run_lines(result: dict) -> list[str]:
     ]  # fmt: skip
 
 
+def files_lines(result: dict) -> list[str]:
+    """The files landing zone: seconds and uncompressed MB/s of each measure."""
+    files = result.get("files")
+    if not files:
+        return []
+    data = next(iter(files["data_sets"].values()))
+    measures = {k: v for k, v in files.items() if k in KINDS}
+    return [
+        "",
+        f"Files landing zone: {data['rows']:,} rows of a click stream, {data['uncompressed_bytes'] / 1e9:.2f} GB of "
+        f"TSV, {data['gzip_bytes'] / 1e6:,.0f} MB as gzip level {files['gzip_level']} (16 files, or one for "
+        "files_one_big_gzip); MB/s of uncompressed TSV:",
+        "",
+        "| measure | files | median s | MB/s | peak RSS MB | how measured |",
+        "|---|---:|---:|---:|---:|---|",
+        *[f"| {k} | {m['files']} | {m['seconds']:.2f} | {m['mb_per_s']:.0f} | {m['peak_rss_mb']:.0f} | {m['kind']} |"
+          for k, m in measures.items()],
+    ]  # fmt: skip
+
+
 def _samples(measure: dict) -> str:
     return ", ".join(f"{x:.1f}" for x in measure["samples_s"])
 
@@ -170,6 +192,9 @@ def chart(result: dict) -> None:
             "lockgate extract stage": result["dag_full_load"]["median_run"]["stages"]["extract"] or 0.0,
             "lockgate dag_full_load": result["dag_full_load"]["seconds"],
         }))  # fmt: skip
+    if result.get("files"):
+        files = {k: v["seconds"] for k, v in result["files"].items() if k in KINDS}
+        panels.append(("Files landing zone: gzip TSV to Parquet", files))
     fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4), squeeze=False)
     for ax, (title, values) in zip(axes[0], panels, strict=True):
         names = list(values)

@@ -16,6 +16,10 @@ fresh ``airflow dags test`` process loading TPC-H ``lineitem`` SF1 in full
 ConnectorX on the same table; and ``scheduler_small_tables``, one interval of 20 tables
 of 100 rows run by ``airflow standalone`` (:mod:`scheduler_small_tables`).
 
+And the files landing zone (``files_*``, :mod:`files_landing`): 16 gzip TSV files of a
+click stream (over 1 GiB uncompressed) into the raw lake by ``run_files_extract``, against
+DuckDB's own ``read_csv`` → Parquet, and the same rows as one big gzip file.
+
 Results: ``bench/results/latest.json`` (+ ``latest.md`` and ``latest.png``);
 ``--only`` runs a subset and prints it. Figures on a shared machine are noisy; compare
 the ratios within one run.
@@ -34,6 +38,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import files_landing
 import s3_lake
 import tpch_lineitem
 from benchlib import (
@@ -68,6 +73,8 @@ USER_MEASURES = (
     "connectorx_lineitem", "duckdb_scanner", "dag_full_load", "dag_full_load_in_process", "scheduler_small_tables",
     "scheduler_levers",
 )  # fmt: skip
+FILES_MEASURES = files_landing.MEASURES
+ALL_MEASURES = TABLE_MEASURES + USER_MEASURES + FILES_MEASURES
 #: The deployment's fixed-cost levers, each turned off alone beside the default run.
 SCHEDULER_LEVERS = {
     "without_spark_connect": {"LOCKGATE_SPARK_CONNECT_PORT": "off"},  # a Spark JVM in every extract task
@@ -431,8 +438,9 @@ def partial_run(only: set[str], args, work: Path, suite_dir: Path) -> dict:
     if "memory" in only:
         out["memory"] = bench_memory(work, suite_dir, table_bytes, args.driver_memory)
     user = run_user_measures(only & set(USER_MEASURES), args, work)
-    out.update(user.as_json())
-    ratios = user.targets()
+    files = files_landing.run_measures(only & set(FILES_MEASURES), args.repeats, work)
+    out.update({**user.as_json(), **files.as_json()})
+    ratios = {**user.targets(), **files.targets()}
     if "lockgate" in out and "lockgate_pipeline_s3" in out:
         ratios[LAKE_RATIO] = lake_ratio(out["lockgate"]["pipeline"], out["lockgate_pipeline_s3"]["pipeline"])
     if ratios:
@@ -460,6 +468,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
     log("small tables");               small = bench_small_tables(work, args.small_tables)  # noqa: E702
     log("memory");                     memory = bench_memory(work, suite_dir, table_bytes, args.driver_memory)  # noqa: E702
     user = run_user_measures(set(USER_MEASURES), args, work)
+    files = files_landing.run_measures(set(FILES_MEASURES), args.repeats, work)
     vs_reference = f"{WARM} / {REFERENCE}"
     ratios = {
         "lockgate_extract/connectorx": Target(med["lockgate_extract"] / med["connectorx"], 1.0, vs_reference),
@@ -470,6 +479,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
         LAKE_RATIO: lake_ratio(lockgate["pipeline"], lockgate_s3["pipeline"]),
         "incremental/full_load": Target(incremental["seconds"] / incremental["full_load_seconds"], 0.10, WARM),
         **user.targets(),
+        **files.targets(),
     }
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -488,6 +498,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
         "incremental": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in incremental.items()},
         "memory": memory,
         **user.as_json(),
+        **files.as_json(),
     }  # fmt: skip
 
 
@@ -501,12 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="512m")
     parser.add_argument(
         "--only", default="",
-        help=f"comma-separated subset of {','.join(TABLE_MEASURES + USER_MEASURES)}: prints those figures (and the "
+        help=f"comma-separated subset of {','.join(ALL_MEASURES)}: prints those figures (and the "
         f"targets they allow), keeps them in {WORK.name}/only.json and writes no results",
     )  # fmt: skip
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = only - set(TABLE_MEASURES + USER_MEASURES)
+    unknown = only - set(ALL_MEASURES)
     if unknown:
         parser.error(f"unknown measure(s) in --only: {', '.join(sorted(unknown))}")
     WORK.mkdir(parents=True, exist_ok=True)

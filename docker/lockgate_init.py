@@ -5,10 +5,13 @@
    owned by this uid and writable (the image creates them so; an old volume may not be):
    the lake's staging folder (``LOCKGATE_STAGING_DIR``), or the lake itself when
    ``LOCKGATE_LAKE_ROOT`` is a local folder rather than ``s3://`` (the minio-init
-   service makes the bucket), the warehouse's folder, the state and Airflow's home.
+   service makes the bucket), the warehouse's folder, the state, the landing zones'
+   root (``LOCKGATE_LANDING_ROOT``) and Airflow's home.
 2. ``airflow db migrate``.
 3. Builds the demo source ``shop`` once, at the path ``AIRFLOW_CONN_SHOP_DB`` names
-   (the same file ``lockgate demo`` would build: :func:`lockgate.cli.demo_db_path`).
+   (the same file ``lockgate demo`` would build: :func:`lockgate.cli.demo_db_path`),
+   and writes its click-stream files into its landing zone (the same files, byte for
+   byte and with the same times, every time: the ledger takes none of them twice).
 4. Writes the Simple auth manager's password file from ``AIRFLOW_ADMIN_PASSWORD``
    (mode 0600), so the admin logs in with the password from ``.env``.
 
@@ -40,6 +43,7 @@ def writable_dirs(env: dict[str, str]) -> list[Path]:
         Path(env["LOCKGATE_STAGING_DIR"]) if "://" in lake else Path(lake),
         Path(env["LOCKGATE_WAREHOUSE"]).parent,
         Path(env["LOCKGATE_STATE_DIR"]),
+        *([Path(env["LOCKGATE_LANDING_ROOT"])] if "://" not in env.get("LOCKGATE_LANDING_ROOT", "://") else []),
         Path(env["AIRFLOW_HOME"]),
         Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).parent,
     ]
@@ -61,19 +65,25 @@ def check_dirs(env: dict[str, str]) -> None:
 
 
 def build_demo_source(env: dict[str, str]) -> None:
-    from lockgate.cli import demo_db_path
+    from lockgate.cli import demo_db_path, demo_landing_path
+    from lockgate.demo.clicks import write_clicks
     from lockgate.demo.shop_db import create_shop_db
     from lockgate.settings import load_settings
 
-    db = demo_db_path(load_settings())
+    settings = load_settings()
+    db = demo_db_path(settings)
     conn = env.get("AIRFLOW_CONN_SHOP_DB", "")
     if conn != f"sqlite:///{db}":
         fail(f"AIRFLOW_CONN_SHOP_DB must be sqlite:///{db} (the demo source this service builds)")
     if db.exists():
         print(f"lockgate-init: demo source {db} kept")
-        return
-    counts = create_shop_db(db)
-    print(f"lockgate-init: demo source {db} built ({sum(counts.values()):,} rows)")
+    else:
+        counts = create_shop_db(db)
+        print(f"lockgate-init: demo source {db} built ({sum(counts.values()):,} rows)")
+    landing = demo_landing_path(settings)
+    clicks = write_clicks(landing, db)  # the days create_shop_db fills by default
+    print(f"lockgate-init: demo landing zone {landing} ({len(clicks)} click-stream files, "
+          f"{sum(f.written for f in clicks)} written)")
 
 
 def write_passwords(env: dict[str, str]) -> None:

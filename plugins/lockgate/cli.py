@@ -1,8 +1,9 @@
 """``lockgate`` command line: the demo, run summaries and warehouse fingerprints.
 
-``lockgate demo`` creates the demo source, runs ``ingest_shop`` through real Airflow
-(``airflow dags test``) for consecutive daily intervals and prints what each run
-extracted, validated and loaded. ``lockgate airflow-env`` writes the environment the
+``lockgate demo`` creates the demo source (its database and its click-stream files in
+a landing zone), runs ``ingest_shop`` through real Airflow (``airflow dags test``) for
+consecutive daily intervals and prints what each run extracted, validated and loaded,
+and which landing files it took. ``lockgate airflow-env`` writes the environment the
 project's Airflow uses to a private file (mode 0600: connection URIs may carry
 passwords) and prints its path and the variable names, never a value; load it with
 ``set -a; . "$(lockgate airflow-env)"; set +a``.
@@ -28,6 +29,25 @@ def state_dir(settings: Settings) -> Path:
 
 def demo_db_path(settings: Settings) -> Path:
     return state_dir(settings) / "demo" / "shop.db"
+
+
+#: The demo source's table that reads files from a landing zone.
+DEMO_FILES_TABLE = "clicks"
+
+
+def demo_landing_path(settings: Settings) -> Path:
+    """The folder of the demo's click-stream files, as the ``clicks`` task resolves it
+    (``landing: shop`` in ``dags/sources/shop.yml``, under ``LOCKGATE_LANDING_ROOT``)."""
+    from lockgate.config import load_source
+    from lockgate.errors import ConfigError
+    from lockgate.landing.zone import landing_location
+
+    config = load_source(settings.sources_dir, "shop")
+    location = landing_location(settings, config, config.table(DEMO_FILES_TABLE))
+    if "://" in location:
+        scheme = location.split("://")[0]
+        raise ConfigError(f"shop.{DEMO_FILES_TABLE}: the demo writes its click stream into a folder, not {scheme}://")
+    return Path(location)
 
 
 def airflow_env_path(settings: Settings) -> Path:
@@ -57,6 +77,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "LOCKGATE_HOME": str(root),
         "LOCKGATE_LAKE_ROOT": settings.lake_location,
         "LOCKGATE_LAKE_CONN_ID": settings.lake_conn_id,
+        # Where a files table's relative `landing` is (the demo's click stream: <root>/shop).
+        "LOCKGATE_LANDING_ROOT": str(settings.landing_root or root / "landing"),
         "LOCKGATE_WAREHOUSE": settings.warehouse,
         "LOCKGATE_SOURCES_DIR": str(settings.sources_dir),
         "LOCKGATE_EXPECTATIONS_DIR": str(settings.expectations_dir),
@@ -214,7 +236,52 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
         )
 
 
+def landing_summary(settings: Settings, source: str, run_ids: set[str], since: datetime) -> list[dict]:
+    """Per table and interval, the landing files the runs ``run_ids`` read (the ledger
+    names the run that read a file last): how many, their rows, and how many of them
+    were taken before ``since`` (read again, not taken again)."""
+    import duckdb
+
+    from lockgate import warehouse
+
+    if not run_ids:
+        return []
+    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+        try:
+            cursor = conn.execute(
+                "SELECT table_name, interval_start, interval_end, count(*) AS files, "
+                "coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_parsed), 0) AS rows_parsed, "
+                "coalesce(sum(rows_rejected), 0) AS rows_rejected, "
+                "count(*) FILTER (WHERE taken_at < ?) AS taken_before, "
+                "string_agg(DISTINCT status, ',' ORDER BY status) AS status, min(file_key) AS first_key, "
+                "max(file_key) AS last_key "
+                "FROM lockgate.landed_files WHERE source = ? AND list_contains(?, run_id) "
+                "GROUP BY ALL ORDER BY interval_start, table_name",
+                [since, source, sorted(run_ids)],
+            )
+        except duckdb.CatalogException:  # a warehouse that never took a landing file
+            return []
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def print_landing_summary(rows: list[dict], out=sys.stdout) -> None:
+    header = f"{'interval':<23} {'table':<12} {'files':>5} {'rows in':>9} {'loaded':>8} {'rejected':>8}  keys"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for r in rows:
+        interval = f"{_fmt_time(r['interval_start'])}..{_fmt_time(r['interval_end'])}"
+        files = r["first_key"] if r["files"] == 1 else f"{r['first_key']} .. {r['last_key']}"
+        again = f", {r['taken_before']} read again (taken by an earlier run)" if r["taken_before"] else ""
+        print(
+            f"{interval:<23} {r['table_name']:<12} {r['files']:>5} {r['rows_in']:>9} {r['rows_parsed']:>8} "
+            f"{r['rows_rejected']:>8}  {files}  [{r['status']}{again}]",
+            file=out,
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from lockgate.demo.clicks import write_clicks
     from lockgate.demo.shop_db import create_shop_db
 
     settings = load_settings()
@@ -224,6 +291,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo source: {db} ({sum(counts.values()):,} rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ")")
     else:
         print(f"demo source: {db} (kept; --recreate to build it again)")
+    # The web application's click stream, a function of the database and the days: the
+    # files a run took before are written again byte for byte, with the same times.
+    landing = demo_landing_path(settings)
+    clicks = write_clicks(landing, db, start=args.start, days=args.days)
+    written = sum(f.written for f in clicks)
+    print(
+        f"demo landing zone: {landing} ({len(clicks)} click-stream files, {sum(f.rows for f in clicks):,} rows; "
+        f"{written} written, {len(clicks) - written} already there)"
+    )
     env = airflow_env(settings)
     logs = state_dir(settings) / "logs"
     if not prepare_airflow_db(env, logs / "airflow-db-migrate.log"):
@@ -269,6 +345,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if len(rows) != expected:
             print(f"error: expected {expected} table runs, found {len(rows)}", file=sys.stderr)
         return 1
+    landed = landing_summary(settings, "shop", {r["run_id"] for r in rows}, since=demo_started)
+    print("landing files taken (lockgate.landed_files):")
+    print_landing_summary(landed)
+    read = {(r["table_name"], r["interval_start"]) for r in landed}
+    for r in rows:
+        if r["table_name"] == DEMO_FILES_TABLE and (r["table_name"], r["interval_start"]) not in read:
+            # Not an error: a run of a later interval (a scheduled one) may have taken them.
+            print(f"note: shop.{DEMO_FILES_TABLE} read no landing file for {_fmt_time(r['interval_start'])} "
+                  f"(none of {landing} was ready and untaken)")
+    print()
     print("warehouse tables (rows, checksum):")
     for table, (count, digest) in fingerprints(settings, "shop").items():
         print(f"  shop.{table:<12} {count:>8,}  {digest}")
@@ -277,6 +363,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"lake      : {settings.lake_location}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
     print(f"quality   : {settings.lake_location}/quality/shop/<table>/<run_id>.json")
     print(f"data docs : {settings.lake_location}/quality/shop/docs/index.html (one page per validation)")
+    print(f"landing   : {landing}/clicks/<day>/part-<n>.tsv.gz  (ledger: lockgate.landed_files)")
     print(f"logs      : {logs}")
     return 0
 
@@ -413,6 +500,9 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
     settings = load_settings()
     config = load_source(settings.sources_dir, args.source)
     table = config.table(args.table)
+    if table.files is not None:
+        print(f"error: {config.source}.{table.name} reads files; suggest-suite samples a database table", file=sys.stderr)
+        return 2
     target = settings.expectations_dir / config.source / f"{table.name}.json"
     if target.exists() and not args.force:
         print(f"error: {target} exists; review it, or pass --force to replace it", file=sys.stderr)
@@ -427,6 +517,21 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
     quality.load_suite(settings.expectations_dir, f"{config.source}/{table.name}")  # it must load
     print(f"wrote {target}: {len(suite['expectations'])} expectations from {suite['meta']['sample_rows']} rows")
     print(f"add `expectations: {config.source}/{table.name}` to the table in dags/sources/{config.source}.yml")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """The lake's tables of a source: partitions, rows, schema versions, last update."""
+    from lockgate.config import load_source
+    from lockgate.lake.catalog import TableCatalog, current_partitions, render
+
+    settings = load_settings()
+    config = load_source(settings.sources_dir, args.source)
+    tables = [
+        TableCatalog(t.name, current_partitions(settings.lake_root, config.source, t.name, t.incremental))
+        for t in config.tables
+    ]
+    print("\n".join(render(config.source, tables, partitions=args.partitions)))
     return 0
 
 
@@ -468,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = sub.add_parser("runs", help="the audit trail of a source")
     runs.add_argument("source")
     runs.set_defaults(func=cmd_runs)
+    catalog = sub.add_parser("catalog", help="the lake's tables of a source: partitions, rows, schema, last update")
+    catalog.add_argument("source")
+    catalog.add_argument("--partitions", action="store_true", help="also list every partition")
+    catalog.set_defaults(func=cmd_catalog)
     lake_init = sub.add_parser("lake-init", help="make the lake ready (an S3 lake: the bucket, versioning on)")
     lake_init.set_defaults(func=cmd_lake_init)
     prune = sub.add_parser("prune-lake", help="delete superseded raw versions older than the retention")

@@ -50,12 +50,109 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+#: A duration written ``30s``, ``15m``, ``1h``, ``2d`` or ``1w`` (or seconds).
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
 #: A source column name as the source spells it (:mod:`lockgate.identifiers`).
 ColumnName = Annotated[str, BeforeValidator(identifiers.column_name)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+FILE_COLUMN = "_lockgate_file"
+_FORMAT_DEFAULTS = {"tsv": ("\t", "", ""), "csv": (",", '"', '"')}
+
+
+class WaitConfig(_Model):
+    """Wait for a key in the landing zone before the extract (a sensor task).
+
+    Args:
+        key: a key under the landing zone, an Airflow template (``clicks/{{ ds }}/_SUCCESS``);
+            ``*`` matches any characters.
+        timeout: how long to wait before the run fails.
+        poke_interval: how often to look.
+    """
+
+    key: str = Field(min_length=1)
+    timeout: Duration = timedelta(hours=6)
+    poke_interval: Duration = timedelta(seconds=60)
+
+
+class FilesConfig(_Model):
+    """A table read from files that an application drops in a landing zone (TSV/CSV,
+    gzip or plain), instead of from a database (:mod:`lockgate.landing`).
+
+    Args:
+        landing: the landing zone: ``s3://bucket/prefix`` (read through the Airflow ``aws``
+            connection ``landing_conn_id`` of the source) or a folder; a relative folder is
+            under ``LOCKGATE_LANDING_ROOT``. Defaults to the source's ``landing``.
+        pattern: a glob under the landing zone (``clicks/*.tsv.gz``; ``**`` for any depth).
+        format: ``tsv`` or ``csv``; ``delimiter``, ``quote`` and ``escape`` default to the
+            format's (tab and no quoting; comma and ``"``).
+        header: the first line names the columns.
+        null_marker: the text that means NULL (default: an empty field).
+        encoding: ``utf-8``, ``latin-1`` or ``utf-16``.
+        compression: ``auto`` (gzip when the name ends in ``.gz``), ``gzip`` or ``none``.
+        schema: the columns and their types (``bigint``, ``int``, ``double``,
+            ``decimal(p,s)``, ``boolean``, ``date``, ``timestamp``, ``string``), in file
+            order; without it the types are inferred from the batch's files.
+        ready_marker: a file is taken only once an object of this name (``_SUCCESS``)
+            exists in its folder.
+        quiet_period: otherwise, only once it has not changed for this long.
+        wait_for: a key to wait for before the extract (:class:`WaitConfig`); in S3 the
+            Amazon provider's deferrable ``S3KeySensor`` waits (in the triggerer, not a
+            worker slot), in a folder a sensor that reschedules itself.
+    """
+
+    landing: str | None = None
+    pattern: str = Field(min_length=1)
+    format: Literal["tsv", "csv"] = "tsv"
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    quote: str | None = Field(default=None, max_length=1)
+    escape: str | None = Field(default=None, max_length=1)
+    header: bool = True
+    null_marker: str = ""
+    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    compression: Literal["auto", "gzip", "none"] = "auto"
+    schema_: dict[ColumnName, str] | None = Field(default=None, alias="schema")
+    ready_marker: str | None = Field(default=None, pattern=r"^[^/]+$")
+    quiet_period: Duration = timedelta(seconds=60)
+    wait_for: WaitConfig | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"'pattern' is a glob under the landing zone, without '/' at the start or '..' (got {value!r})")
+        return value
+
+    @field_validator("schema_")
+    @classmethod
+    def _types(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        from lockgate.typemap import duckdb_type
+
+        for column, spark_type in (value or {}).items():
+            if duckdb_type(spark_type) is None or spark_type.startswith("array<"):
+                raise ValueError(f"column '{column}': unknown file column type {spark_type!r}")
+        if value is not None and FILE_COLUMN in value:
+            raise ValueError(f"column '{FILE_COLUMN}' is Lockgate's own (the file each row came from)")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> FilesConfig:
+        if not self.header and self.schema_ is None:
+            raise ValueError("files without a header line need a declared 'schema' (the columns in file order)")
+        return self
+
+    @property
+    def dialect(self) -> tuple[str, str, str]:
+        """``(delimiter, quote, escape)`` with the format's defaults filled in."""
+        delimiter, quote, escape = _FORMAT_DEFAULTS[self.format]
+        quote = self.quote if self.quote is not None else quote
+        escape = self.escape if self.escape is not None else (quote if self.quote is not None else escape)
+        return self.delimiter or delimiter, quote, escape
 
 
 class TableConfig(_Model):
@@ -124,6 +221,8 @@ class TableConfig(_Model):
     columns: list[ColumnName] | None = None
     exclude_columns: list[ColumnName] = Field(default_factory=list)
     hash_columns: list[ColumnName] = Field(default_factory=list)
+    #: Read from files in a landing zone instead of the source database.
+    files: FilesConfig | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -155,7 +254,9 @@ class TableConfig(_Model):
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TableConfig:
-        if self.mode in ("append", "merge") and not self.cursor:
+        if self.files is not None and self.mode == "full":
+            raise ValueError("a files table loads each file once: mode 'append' (by file) or 'merge' (by key)")
+        if self.mode in ("append", "merge") and not self.cursor and not (self.files and self.mode == "append"):
             raise ValueError(f"mode '{self.mode}' needs a 'cursor' column to slice intervals")
         if self.mode == "merge" and not self.primary_key:
             raise ValueError("mode 'merge' needs a 'primary_key'")
@@ -239,7 +340,12 @@ class SourceConfig(_Model):
 
     source: str = Field(pattern=_IDENT)
     description: str = ""
-    connection: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$")
+    #: The source database's Airflow connection (not needed when every table reads files).
+    connection: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-.]+$")
+    #: The landing zone of the tables that read files (``s3://bucket/prefix`` or a folder).
+    landing: str | None = None
+    #: The Airflow ``aws`` connection of an S3 landing zone (default: the lake's).
+    landing_conn_id: str | None = None
     schedule: str = "@daily"
     start_date: datetime
     owner: str = "lockgate"
@@ -291,6 +397,15 @@ class SourceConfig(_Model):
         raise ValueError(
             f"expected a cron expression, one of {sorted(_CRON_PRESETS)} or a duration like '6h' (got {value!r})"
         )
+
+    @model_validator(mode="after")
+    def _where_tables_come_from(self) -> SourceConfig:
+        for table in self.tables:
+            if table.files is None and not self.connection:
+                raise ValueError(f"table '{table.name}' reads the source database: the source needs a 'connection'")
+            if table.files is not None and not (table.files.landing or self.landing):
+                raise ValueError(f"table '{table.name}' reads files: give 'landing' (the source's or the table's)")
+        return self
 
     @model_validator(mode="after")
     def _unique_tables(self) -> SourceConfig:

@@ -98,7 +98,13 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
 
     with TaskGroup(group_id=table_name, tooltip=f"{table.mode} load of {table.source_name}") as group:
 
-        @task(task_id="extract", doc_md="Read the run's slice over JDBC with Spark into a sealed raw lake folder.")
+        reads = (
+            "Take the interval's landing files once each (lockgate.landed_files) and convert them to a sealed raw lake folder."
+            if table.files is not None
+            else "Read the run's slice from the source with Spark into a sealed raw lake folder."
+        )
+
+        @task(task_id="extract", doc_md=reads)
         @fail_fast
         def extract(**context) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowSkipException
@@ -140,10 +146,40 @@ def _table_group(config: SourceConfig, table: TableConfig) -> TaskGroup:
             return publish_stage(cfg, tbl, _run_info(context), extracted["raw_path"])
 
         extracted = extract()
+        if table.files is not None and table.files.wait_for is not None:
+            _wait_for_files(config, table, load_config) >> extracted
         validated = validate(extracted)
         loaded = load(extracted, validated)
         publish(extracted, loaded)
     return group
+
+
+def _wait_for_files(config: SourceConfig, table: TableConfig, load_config: Callable[[], tuple[SourceConfig, TableConfig]]):
+    """The sensor before a files table's extract: the Amazon provider's deferrable
+    ``S3KeySensor`` for an S3 landing zone, a rescheduling sensor for a folder."""
+    assert table.files is not None and table.files.wait_for is not None
+    wait = table.files.wait_for
+    landing = table.files.landing or config.landing or ""
+    timing = {"timeout": wait.timeout.total_seconds(), "poke_interval": wait.poke_interval.total_seconds()}
+    if landing.startswith("s3://"):
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+        from lockgate.settings import load_settings
+
+        return S3KeySensor(
+            task_id="wait_for_files", bucket_key=f"{landing.rstrip('/')}/{wait.key}", wildcard_match="*" in wait.key,
+            aws_conn_id=config.landing_conn_id or load_settings().lake_conn_id, deferrable=True, **timing,
+        )  # fmt: skip
+
+    @task.sensor(task_id="wait_for_files", mode="reschedule", **timing)
+    def wait_for_files(key: str) -> bool:
+        from lockgate.landing.zone import key_present
+        from lockgate.settings import load_settings
+
+        cfg, tbl = load_config()
+        return key_present(load_settings(), cfg, tbl, key)
+
+    return wait_for_files(wait.key)
 
 
 def build_dag(config: SourceConfig, *, doc_md: str | None = None) -> DAG:

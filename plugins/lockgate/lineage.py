@@ -159,6 +159,10 @@ def source_table(config: SourceConfig, table: TableConfig) -> SourceTable:
     """The source table's dataset id from its Airflow connection (host, port, database)."""
     from lockgate.sources import resolve_source
 
+    if table.files is not None:  # the landing zone's files: the namespace is the zone
+        landing = table.files.landing or config.landing or ""
+        namespace = landing if "://" in landing else f"file://{landing}"
+        return SourceTable(DatasetId(namespace, table.files.pattern))
     try:
         source = resolve_source(config.connection)
     except Exception:  # noqa: BLE001 - an unusable connection still names a dataset

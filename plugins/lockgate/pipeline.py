@@ -20,6 +20,7 @@ from lockgate.config import SourceConfig, TableConfig
 from lockgate.cursors import Cursor
 from lockgate.errors import LakeError
 from lockgate.incremental import Incremental, Slice, TableState, parse_time
+from lockgate.lake.catalog import current_partitions
 from lockgate.records import Manifest, RunInfo
 from lockgate.settings import Settings, load_settings
 
@@ -131,6 +132,10 @@ def extract_stage(
         log.info(
             "%s.%s: replaying %s from the lake", config.source, table.name, manifest.get("replayed_from")
         )
+    elif table.files is not None:
+        from lockgate.landing.extract import run_files_extract
+
+        manifest = run_files_extract(config, table, run, settings)
     else:
         plan = stored_plan(settings, config.source, table.name, run.run_id, run.version)
         window = plan.slice if plan else plan_slice(config, table, run, settings)
@@ -465,6 +470,7 @@ def load_stage(
                 run_id=run.run_id,
                 version=batch.version,
                 read_at=batch.read_at,
+                replace_files=_landing_keys(table, manifest),
             )
             if result["rows_staged"] != manifest["rows"]:
                 raise LakeError(
@@ -504,7 +510,7 @@ def load_stage(
                 run.run_id,
                 version=batch.version,
                 rows_loaded=result["rows_loaded"],
-                rows_quarantined=result["rows_quarantined"],
+                rows_quarantined=result["rows_quarantined"] + int(manifest.get("rows_rejected") or 0),
                 rows_deleted=deleted,
                 load_seconds=round(time.monotonic() - started, 3),
                 status="loaded",
@@ -540,6 +546,13 @@ def load_stage(
     }
 
 
+def _landing_keys(table: TableConfig, manifest: dict[str, Any]) -> list[str] | None:
+    """The landing files of a files table's ``append`` batch: their rows are replaced."""
+    if table.files is None or table.mode != "append":
+        return None
+    return [f["key"] for f in (manifest.get("landing") or {}).get("files", [])]
+
+
 def _quarantine_rules(previous: dict[str, Any] | None, source: str, table: str) -> list[tuple[str, str]]:
     """The row-level rules this batch broke, when its validation chose ``quarantine``."""
     if not previous or previous.get("validation_status") != "quarantine":
@@ -563,12 +576,7 @@ def publish_stage(
     the re-read window as it is."""
     settings = settings or load_settings()
     batch = Manifest.from_dict(lake.read_manifest(raw_path))
-    if table.incremental:
-        current = lake.latest_per_interval(settings.lake_root, config.source, table.name)
-    else:
-        sealed = lake.sealed_runs(settings.lake_root, config.source, table.name)
-        current = sorted(sealed, key=lambda p: lake.read_manifest(p).get("sealed_at", ""))[-1:]
-    files = [f for folder in current for f in lake.data_files(folder, lake.read_manifest(folder))]
+    partitions = current_partitions(settings.lake_root, config.source, table.name, table.incremental)
     with warehouse.connect(settings.warehouse) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -577,7 +585,7 @@ def publish_stage(
                 safe = _safe_high(conn, config, table, batch)
                 state = Incremental.after_read(state, batch.slice, safe, batch.cursor_max, run.run_id)
                 warehouse.save_state(conn, config.source, table.name, state)
-            warehouse.refresh_lake_view(conn, config.source, table.name, files)
+            warehouse.refresh_lake_view(conn, config.source, table.name, partitions)
             faults.hit("publish.before_commit", table.name)
             warehouse.record_run(conn, config.source, table.name, run.run_id, version=batch.version, status="published")
             conn.execute("COMMIT")

@@ -81,6 +81,8 @@ class Settings:
     lake_conn_id: str = "lockgate_lake"
     #: Where an S3 lake's extracts are assembled before they are uploaded and sealed.
     staging_dir: Path | None = None
+    #: ``LOCKGATE_LANDING_ROOT``: the folder a files table's relative ``landing`` is under.
+    landing_root: Path | None = None
 
     @property
     def lake_is_local(self) -> bool:
@@ -119,6 +121,7 @@ def load_settings() -> Settings:
         lake_location=_lake_location("LOCKGATE_LAKE_ROOT", root / "lake"),
         lake_conn_id=os.environ.get("LOCKGATE_LAKE_CONN_ID", "").strip() or "lockgate_lake",
         staging_dir=_path("LOCKGATE_STAGING_DIR", root / "work" / "lake-staging"),
+        landing_root=_path("LOCKGATE_LANDING_ROOT", root / "landing"),
         warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "warehouse.duckdb")),
         spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,

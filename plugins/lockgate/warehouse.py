@@ -26,9 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lockgate.config import FILE_COLUMN
 from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
 from lockgate.incremental import Bound, TableState
+from lockgate.lake.catalog import Partition, view_sql
 from lockgate.typemap import warehouse_type
 
 LOCK_WAIT_SECONDS = 300
@@ -101,6 +103,24 @@ CREATE TABLE IF NOT EXISTS lockgate.key_snapshots (
     table_name VARCHAR NOT NULL,
     keys_read_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS lockgate.landed_files (
+    source VARCHAR NOT NULL,
+    table_name VARCHAR NOT NULL,
+    file_key VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    modified TIMESTAMPTZ NOT NULL,
+    etag VARCHAR,
+    sha256 VARCHAR,
+    interval_start TIMESTAMPTZ,
+    interval_end TIMESTAMPTZ,
+    run_id VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    rows_in BIGINT,
+    rows_parsed BIGINT,
+    rows_rejected BIGINT,
+    status VARCHAR NOT NULL,
+    taken_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS lockgate.schema_history (
     source VARCHAR NOT NULL,
@@ -250,8 +270,12 @@ def load_files(
     quarantine_file: str | Path | None = None,
     sum_column: str | None = None,
     cursor_rules: Cursor | None = None,
+    replace_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """Load Parquet files into ``<source>.<table>`` in the caller's open transaction.
+
+    ``replace_files`` (a files table's ``append``): the rows of these landing files are
+    replaced by the batch's, whatever run loaded them before.
 
     ``quarantine`` is a list of ``(rule name, SQL predicate true for a breaking row)``:
     those rows are written to ``quarantine_file`` (Parquet, with the rules each broke in
@@ -303,6 +327,11 @@ def load_files(
         else:
             conn.execute(f"DELETE FROM {target}")
             conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
+    elif mode == "append" and replace_files is not None:
+        if replace_files:
+            keys = ", ".join(_sql_text(k) for k in replace_files)
+            conn.execute(f"DELETE FROM {target} WHERE {q(FILE_COLUMN)} IN ({keys})")
+        conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM lockgate_stage")
     elif mode == "append":
         own = _range_sql(conn, source, table, cursor_rules, slice_lo, slice_hi)
         taken = " OR ".join(_range_sql(conn, source, table, cursor_rules, lo, hi) for lo, hi in newer)
@@ -637,15 +666,16 @@ def propagate_deletes(
     return int(count)
 
 
-def refresh_lake_view(conn, source: str, table: str, files: list[str]) -> None:
-    """Point ``lake.<source>__<table>`` at the lake's current raw files (query the lake directly)."""
+def refresh_lake_view(conn, source: str, table: str, partitions: list[Partition]) -> None:
+    """Point ``lake.<source>__<table>`` at the lake's current raw files, partitioned by
+    interval (:mod:`lockgate.lake.catalog`): query the lake directly."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS lake")
     view = f"lake.{q(source + '__' + table)}"
-    if not files:
+    query = view_sql(partitions)
+    if query is None:
         conn.execute(f"DROP VIEW IF EXISTS {view}")
         return
-    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({file_list}, union_by_name = true)")
+    conn.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
 
 
 def table_fingerprint(conn, schema: str, table: str) -> tuple[int, str]:

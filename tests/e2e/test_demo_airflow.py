@@ -1,10 +1,13 @@
-"""One end-to-end run through real Airflow: ``lockgate demo`` builds the shop source and
-runs ``ingest_shop`` with ``airflow dags test`` for consecutive daily intervals; then an
-older interval is run again and the warehouse must not change. It runs with a local lake
-and with an S3 lake (moto's server), and both warehouses end with the same checksums."""
+"""One end-to-end run through real Airflow: ``lockgate demo`` builds the shop source (its
+database and its click-stream files in a landing zone) and runs ``ingest_shop`` with
+``airflow dags test`` for consecutive daily intervals; then an older interval is run
+again and the warehouse, the click-stream rows and the landing ledger must not change.
+It runs with a local lake and with an S3 lake (moto's server), and both warehouses end
+with the same checksums."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
@@ -19,7 +22,10 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TABLES = ["customers", "order_items", "orders", "payments", "products"]
+#: The tables read from the demo database, and the one read from its landing zone.
+DB_TABLES = ["customers", "order_items", "orders", "payments", "products"]
+TABLES = sorted([*DB_TABLES, "clicks"])
+FILES_PER_DAY = 4
 
 
 def lockgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -76,8 +82,28 @@ def demo_env(request, tmp_path_factory):
         **lake,
         "LOCKGATE_STAGING_DIR": str(root / "staging"),
         "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "warehouse.duckdb"),
+        # The demo writes its click stream here (landing: shop), and Airflow's tasks read it
+        # through the environment `lockgate airflow-env` gives them.
+        "LOCKGATE_LANDING_ROOT": str(root / "landing"),
     }
     return root, env
+
+
+#: The landing ledger without the run that read a file last (a re-run reads its
+#: interval's files again and becomes that run): what must not change.
+LEDGER_SQL = (
+    "SELECT file_key, size, modified, etag, sha256, interval_start, interval_end, rows_in, rows_parsed, rows_rejected, "
+    "status, taken_at FROM lockgate.landed_files WHERE source = 'shop' ORDER BY file_key"
+)
+
+
+def landing_files(root: Path) -> dict[str, tuple[int, float, bytes]]:
+    """The demo's click-stream files: data lines, modification time, bytes."""
+    zone = root / "landing" / "shop"
+    return {
+        str(p.relative_to(zone)): (gzip.decompress(p.read_bytes()).count(b"\n") - 1, p.stat().st_mtime, p.read_bytes())
+        for p in sorted(zone.rglob("*")) if p.is_file()
+    }  # fmt: skip
 
 
 def lake_root(env):
@@ -154,6 +180,12 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     out = first.stdout
     assert "2026-01-01..2026-01-02" in out and "2026-01-02..2026-01-03" in out
     assert out.count("[published]") == 2 * len(TABLES)
+    assert f"demo landing zone: {root / 'landing' / 'shop'} ({2 * FILES_PER_DAY} click-stream files" in out
+    # The summary shows the landing files each interval took, beside the tables' runs.
+    assert "landing files taken (lockgate.landed_files):" in out
+    for day in ("2026-01-01", "2026-01-02"):
+        assert f"clicks/{day}/part-0.tsv.gz .. clicks/{day}/part-3.tsv.gz  [taken]" in out, out
+    assert "shop.clicks" in out and "read again" not in out
     assert out.count("passed (") == 2 * len(TABLES) and "failed" not in out
     assert str(root / "warehouse" / "warehouse.duckdb") in out and env["LOCKGATE_LAKE_ROOT"] in out
     lake = lake_root(env)
@@ -162,6 +194,8 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
 
     before = fingerprint(env)
     assert sorted(before) == TABLES
+    files = landing_files(root)
+    assert sorted(files) == [f"clicks/2026-01-0{d}/part-{n}.tsv.gz" for d in (1, 2) for n in range(FILES_PER_DAY)]
     assert all(count > 0 for count, _ in before.values())
 
     # The warehouse equals the source: every row, every key exactly once.
@@ -174,20 +208,35 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
         )
         statuses = conn.execute("SELECT DISTINCT status, validation_status FROM lockgate.runs").fetchall()
         watermarks = dict(conn.execute("SELECT table_name, watermark::VARCHAR FROM lockgate.state").fetchall())
+        ledger = conn.execute(LEDGER_SQL).fetchall()
+        clicks_per_file = dict(conn.execute("SELECT _lockgate_file, count(*) FROM shop.clicks GROUP BY 1").fetchall())
     assert statuses == [("published", "passed")]
     assert watermarks["orders"].startswith("2026-01-03")
     import sqlite3
 
     with sqlite3.connect(source_db) as src:
-        for table in TABLES:
+        for table in DB_TABLES:
             assert before[table][0] == src.execute(f"SELECT count(*) FROM {table}").fetchone()[0], table
     assert counts["order_items"] == before["order_items"][0]  # append: each row loaded exactly once
+    # ...and the landing zone: every file taken once, by its own day's run, every line loaded.
+    assert clicks_per_file == {key: lines for key, (lines, _, _) in files.items()}
+    assert counts["clicks"] == before["clicks"][0] == sum(clicks_per_file.values())
+    # (file_key, interval_start's day, rows_rejected, status)
+    assert [(r[0], r[5].astimezone(UTC).date().isoformat(), r[9], r[10]) for r in ledger] == [
+        (key, key.split("/")[1], 0, "taken") for key in sorted(files)
+    ]
 
     # The lake keeps one sealed, verified folder per table, interval and run, and a quality report.
     manifests = sorted((lake / "raw" / "shop").glob("*/*/*/_manifest.json"), key=str)
     assert len(manifests) == 2 * len(TABLES)
-    manifest = json.loads(manifests[0].read_text())
-    assert manifest["rows"] == sum(f["rows"] for f in manifest["files"])
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        if manifest.get("source_engine") == "files":  # one Parquet file per landing file
+            landed = manifest["landing"]["files"]
+            assert len(landed) == len(manifest["files"]) == FILES_PER_DAY and manifest["rows_rejected"] == 0
+            assert manifest["rows"] == sum(f["rows_parsed"] for f in landed)
+        else:
+            assert manifest["rows"] == sum(f["rows"] for f in manifest["files"])
     assert len(list((lake / "quality" / "shop").glob("*/*.json"))) == 2 * len(TABLES)
     # Great Expectations Data Docs: one HTML page per table and run, named in the task log.
     docs = lake / "quality" / "shop" / "docs"
@@ -216,6 +265,14 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     again = lockgate(env, "demo", "--scale", "0.02", "--days", "1")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert fingerprint(env) == before
+    # The demo wrote the first day's click stream again, byte for byte and with the same
+    # times: the rerun read that day's four files again and took nothing new.
+    assert f"({FILES_PER_DAY} click-stream files" in again.stdout and f"0 written, {FILES_PER_DAY} already there" in again.stdout
+    assert "clicks/2026-01-01/part-0.tsv.gz .. clicks/2026-01-01/part-3.tsv.gz  [taken, 4 read again" in again.stdout
+    assert landing_files(root) == files
+    with duckdb.connect(env["LOCKGATE_WAREHOUSE"], read_only=True) as conn:
+        assert conn.execute(LEDGER_SQL).fetchall() == ledger
+        assert dict(conn.execute("SELECT _lockgate_file, count(*) FROM shop.clicks GROUP BY 1").fetchall()) == clicks_per_file
     FINGERPRINTS[env["LOCKGATE_LAKE_ROOT"].split(":", 1)[0] if "://" in env["LOCKGATE_LAKE_ROOT"] else "local"] = before
     if len(FINGERPRINTS) == 2:
         assert FINGERPRINTS["s3"] == FINGERPRINTS["local"], "the S3 lake's warehouse differs from the local lake's"

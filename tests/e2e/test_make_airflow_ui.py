@@ -40,6 +40,7 @@ def clean_env(root: Path, port: int, spark_port: int) -> dict[str, str]:
     return {
         **env, "PATH": path, "LOCKGATE_STATE_DIR": str(root / "state"), "AIRFLOW__API__PORT": str(port),
         "LOCKGATE_LAKE_ROOT": str(root / "lake"), "LOCKGATE_WAREHOUSE": str(root / "warehouse" / "w.duckdb"),
+        "LOCKGATE_LANDING_ROOT": str(root / "landing"),
         "LOCKGATE_SPARK_CONNECT_PORT": str(spark_port),
     }  # fmt: skip
 

@@ -25,17 +25,27 @@ ARTIFACTS = Path(os.environ.get("LOCKGATE_TEST_ARTIFACTS", PROJECT_ROOT / "test-
 CHROMIUM = "/usr/bin/chromium"
 
 
+#: The demo's click-stream landing zone, written beside its database by shop_database
+#: (which the stack calls before it writes the source file).
+LANDING: dict[str, Path] = {}
+
+
 def shop_yaml() -> str:
     text = (PROJECT_ROOT / "dags" / "sources" / "shop.yml").read_text(encoding="utf-8")
-    assert "connection: shop_db" in text
-    return text.replace("connection: shop_db", "connection: {connection}")
+    assert "connection: shop_db" in text and "\nlanding: shop\n" in text
+    return text.replace("connection: shop_db", "connection: {connection}").replace(
+        "\nlanding: shop\n", f"\nlanding: {LANDING['shop']}\n"
+    )
 
 
 def shop_database(folder: Path) -> str:
+    from lockgate.demo.clicks import write_clicks
     from lockgate.demo.shop_db import create_shop_db
 
     path = folder / "shop.db"
     create_shop_db(path, scale=0.05, start=FIRST_DAY, days=2)
+    LANDING["shop"] = folder / "landing"
+    write_clicks(LANDING["shop"], path, start=FIRST_DAY, days=2)
     return f"sqlite:///{path}"
 
 
@@ -103,7 +113,7 @@ def test_the_page_reports_every_table_of_the_demo(shop):
     status, body = airflow.http("GET", f"/lockgate/api/dags/{DAG_ID}", token=airflow.token("viewer"))
     assert status == 200, body
     tables = {t["name"]: t for t in body["tables"]}
-    assert set(tables) == {"customers", "products", "orders", "order_items", "payments"}
+    assert set(tables) == {"customers", "products", "orders", "order_items", "payments", "clicks"}
     for name, table in tables.items():
         assert table["runs"], f"{name}: no runs on the page"
         assert sum(r["rows_loaded"] for r in table["runs"]) > 0, f"{name}: no rows loaded"
@@ -167,7 +177,7 @@ def test_browser_shows_the_page_and_triggers_a_run_from_the_form(shop, browser):
         card = frame.locator(".source[data-source='shop']")
         card.wait_for(timeout=60_000)
         text = card.inner_text()
-        for table in ("customers", "products", "orders", "order_items", "payments"):
+        for table in ("customers", "products", "orders", "order_items", "payments", "clicks"):
             assert table in text
         assert frame.locator("svg.chart rect.loaded").count() > 0
         page.screenshot(path=str(ARTIFACTS / "lockgate-overview.png"), full_page=True)

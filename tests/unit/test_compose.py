@@ -811,6 +811,8 @@ def _written_paths(service: dict) -> list[str]:
     paths = [env[k] for k in ("LOCKGATE_STAGING_DIR", "LOCKGATE_STATE_DIR", "AIRFLOW_HOME") if k in env]
     if "://" not in env.get("LOCKGATE_LAKE_ROOT", "://"):
         paths.append(env["LOCKGATE_LAKE_ROOT"])  # a local lake, written in place
+    if "://" not in env.get("LOCKGATE_LANDING_ROOT", "://"):
+        paths.append(env["LOCKGATE_LANDING_ROOT"])  # the demo's landing zone, written by lockgate-init
     if "LOCKGATE_WAREHOUSE" in env:
         paths.append(str(PurePosixPath(env["LOCKGATE_WAREHOUSE"]).parent))
     if "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in env:
@@ -1037,11 +1039,32 @@ def test_demo_source_is_built_where_its_connection_points(services, monkeypatch)
     conn = env["AIRFLOW_CONN_SHOP_DB"]
     for name in AIRFLOW_SERVICES:
         assert _environment(services[name]).get("AIRFLOW_CONN_SHOP_DB") == conn, name
+    _as_in_the_container(env, monkeypatch)
+    assert conn == f"sqlite:///{demo_db_path(load_settings())}", "lockgate-init builds the demo source elsewhere"
+
+
+def _as_in_the_container(env: dict[str, str], monkeypatch) -> None:
+    """This process's Lockgate settings as the service's environment makes them."""
     for key, value in env.items():
         if key.startswith("LOCKGATE_"):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("LOCKGATE_HOME", "/opt/lockgate/app")
-    assert conn == f"sqlite:///{demo_db_path(load_settings())}", "lockgate-init builds the demo source elsewhere"
+
+
+def test_demo_landing_zone_is_written_where_the_tasks_read_it(services, monkeypatch):
+    """lockgate-init writes the demo's click stream under LOCKGATE_LANDING_ROOT; the
+    Airflow services (whose tasks read it) see the same folder on the same volume."""
+    from lockgate.cli import demo_landing_path
+    from lockgate.settings import load_settings
+
+    env = _environment(services[INIT_SERVICE])
+    root = env.get("LOCKGATE_LANDING_ROOT")
+    assert root and root.startswith("/opt/lockgate/data/"), "the landing zone is not on the shared volume"
+    for name in AIRFLOW_SERVICES:
+        assert _environment(services[name]).get("LOCKGATE_LANDING_ROOT") == root, name
+    _as_in_the_container(env, monkeypatch)
+    monkeypatch.setenv("LOCKGATE_SOURCES_DIR", str(SOURCES_DIR))  # the image copies dags/ to /opt/lockgate/app
+    assert str(demo_landing_path(load_settings())) == f"{root}/shop"
 
 
 # ---------------------------------------------------------------------------------------

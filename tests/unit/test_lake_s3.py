@@ -12,6 +12,7 @@ import boto3
 import pytest
 from lockgate import lake
 from lockgate.errors import ConfigError, LakeError
+from lockgate.lake.catalog import current_partitions
 
 from tests.conftest import S3_KEY, S3_SECRET
 
@@ -114,9 +115,9 @@ def test_the_lake_views_read_s3_through_duckdb(lake_env):
     temp.mkdir(parents=True)
     pq.write_table(pa.table({"order_id": [1, 2, 3]}), temp / "part-0.parquet")
     item = {"path": "part-0.parquet", "rows": 3, "bytes": (temp / "part-0.parquet").stat().st_size, "sha256": "-"}
-    folder = lake.seal(location, temp, {"rows": 3, "files": [item]})
+    lake.seal(location, temp, {"rows": 3, "files": [item]})
     with warehouse.connect(lake_env.warehouse) as conn:
-        warehouse.refresh_lake_view(conn, "shop", "orders", lake.data_files(folder, lake.read_manifest(folder)))
+        warehouse.refresh_lake_view(conn, "shop", "orders", current_partitions(lake_env.lake_root, "shop", "orders", True))
         assert conn.execute("SELECT sum(order_id) FROM lake.shop__orders").fetchone()[0] == 6
     # A later connection (`lockgate sql`) gets the secret again: the view still reads.
     with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
