@@ -34,6 +34,16 @@ def unquote(text: str) -> str:
     return match.group(1).replace('""', '"') if match else text
 
 
+def sql_ident(name: str) -> str:
+    """``name`` as one SQL identifier in double quotes (``"`` doubled inside)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(value: str) -> str:
+    """``value`` as an SQL string literal in single quotes (``'`` doubled inside)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def is_quoted(text: str) -> bool:
     """Is ``text`` one name in SQL double quotes?"""
     return bool(_QUOTED.match(text))

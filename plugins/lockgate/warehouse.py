@@ -29,6 +29,7 @@ from typing import Any
 from lockgate.config import FILE_COLUMN
 from lockgate.cursors import Cursor
 from lockgate.errors import ConfigError, SchemaDriftError
+from lockgate.identifiers import sql_ident, sql_text
 from lockgate.incremental import Bound, TableState
 from lockgate.lake.catalog import Partition, view_sql
 from lockgate.typemap import warehouse_type
@@ -135,8 +136,7 @@ CREATE TABLE IF NOT EXISTS lockgate.schema_history (
 """
 
 
-def q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+q = sql_ident
 
 
 def spark_to_duckdb(spark_type: str, *, where: str = "", column: str = "") -> str:
@@ -473,8 +473,7 @@ def _set_aside(conn, rules: list[tuple[str, str]], path: str | Path | None) -> i
     return int(count)
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_sql_text = sql_text
 
 
 # --- audit trail and watermarks -----------------------------------------------------

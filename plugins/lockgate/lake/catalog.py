@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from lockgate.identifiers import sql_text
 from lockgate.incremental import parse_time
 from lockgate.lake.storage import LakePath
 from lockgate.lake.versions import data_files, latest_per_interval, read_manifest, sealed_runs
@@ -59,16 +60,12 @@ def view_sql(partitions: list[Partition]) -> str | None:
     for p in partitions:
         if not p.files:
             continue
-        files = "[" + ", ".join(_text(f) for f in p.files) + "]"
+        files = "[" + ", ".join(sql_text(f) for f in p.files) + "]"
         scan = f"SELECT * FROM read_parquet({files}, union_by_name = true)"
         if p.interval is not None:
             scan = f"SELECT *, DATE '{p.interval.isoformat()}' AS {PARTITION_COLUMN} FROM read_parquet({files})"
         branches.append(scan)
     return " UNION ALL BY NAME ".join(branches) or None
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

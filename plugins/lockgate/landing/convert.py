@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lockgate.config import FILE_COLUMN, FilesConfig
 from lockgate.errors import LakeError
+from lockgate.identifiers import sql_ident, sql_text
 from lockgate.typemap import duckdb_type
 
 BLOCK = 1 << 20
@@ -119,11 +120,7 @@ def read_options(spec: FilesConfig, gzip: bool) -> str:
         "delim": delimiter, "quote": quote, "escape": escape, "nullstr": spec.null_marker,
         "encoding": spec.encoding, "compression": "gzip" if gzip else "none",
     }  # fmt: skip
-    return ", ".join(f"{k} = {_text(v)}" for k, v in options.items())
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return ", ".join(f"{k} = {sql_text(v)}" for k, v in options.items())
 
 
 def header(path: Path, spec: FilesConfig, gzip: bool) -> list[str]:
@@ -160,32 +157,32 @@ def convert(conn, path: Path, key: str, spec: FilesConfig, schema: dict[str, str
     conn.execute("SET TimeZone = 'UTC'")
     stamps = [c for c in file_columns if schema[c] == "timestamp"]
     read_types = {c: "VARCHAR" if c in stamps else duckdb_type(schema[c]) or "VARCHAR" for c in file_columns}
-    columns = "{" + ", ".join(f"{_text(c)}: {_text(t)}" for c, t in read_types.items()) + "}"
+    columns = "{" + ", ".join(f"{sql_text(c)}: {sql_text(t)}" for c, t in read_types.items()) + "}"
     conn.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans; DROP TABLE IF EXISTS bad")
     source = (
-        f"read_csv({_text(str(path))}, {read_options(spec, gzip=is_gzip(key, spec))}, "
+        f"read_csv({sql_text(str(path))}, {read_options(spec, gzip=is_gzip(key, spec))}, "
         f"header = {str(spec.header).lower()}, columns = {columns}, auto_detect = false, store_rejects = true, "
         "rejects_table = 'reject_errors', rejects_scan = 'reject_scans')"
     )
     text = out.with_name(f".{out.name}.text")
     select = ", ".join(_output(c, t, file_columns, stamps) for c, t in schema.items())
-    query = f"SELECT {select}{', ' if select else ''}{_text(key)} AS {FILE_COLUMN} FROM "
+    query = f"SELECT {select}{', ' if select else ''}{sql_text(key)} AS {FILE_COLUMN} FROM "
     try:
         if not stamps:
-            conn.execute(f"COPY ({query}{source}) TO {_text(str(out))} (FORMAT parquet, COMPRESSION zstd)")
+            conn.execute(f"COPY ({query}{source}) TO {sql_text(str(out))} (FORMAT parquet, COMPRESSION zstd)")
             rejects, bad = _read_rejects(conn, key), []
         else:
-            conn.execute(f"COPY (SELECT * FROM {source}) TO {_text(str(text))} (FORMAT parquet)")
+            conn.execute(f"COPY (SELECT * FROM {source}) TO {sql_text(str(text))} (FORMAT parquet)")
             rejects = _read_rejects(conn, key)
-            staged = f"read_parquet({_text(str(text))}, file_row_number = true)"
+            staged = f"read_parquet({sql_text(str(text))}, file_row_number = true)"
             bad = _bad_timestamps(conn, key, stamps, spec, rejects, staged)
             keep = " WHERE file_row_number NOT IN (SELECT record FROM bad)" if bad else ""
-            conn.execute(f"COPY ({query}{staged}{keep}) TO {_text(str(out))} (FORMAT parquet, COMPRESSION zstd)")
+            conn.execute(f"COPY ({query}{staged}{keep}) TO {sql_text(str(out))} (FORMAT parquet, COMPRESSION zstd)")
     except Exception as exc:  # noqa: BLE001 - DuckDB reports unreadable files as several error types
         raise LakeError(f"landing file {key}: cannot be read as {spec.format} ({exc})") from None
     finally:
         text.unlink(missing_ok=True)
-    result.rows_parsed = conn.execute(f"SELECT count(*) FROM read_parquet({_text(str(out))})").fetchone()[0]
+    result.rows_parsed = conn.execute(f"SELECT count(*) FROM read_parquet({sql_text(str(out))})").fetchone()[0]
     result.rejects = sorted([*rejects, *bad], key=lambda r: r.line or 0)
     result.rows_rejected = len({r.line for r in result.rejects})
     return result
@@ -200,10 +197,10 @@ def _read_rejects(conn, key: str) -> list[Reject]:
 
 def _output(column: str, spark_type: str, file_columns: list[str], stamps: list[str]) -> str:
     if column not in file_columns:
-        return f"NULL::{duckdb_type(spark_type)} AS {_ident(column)}"
+        return f"NULL::{duckdb_type(spark_type)} AS {sql_ident(column)}"
     if column in stamps:
-        return f"CAST({_ident(column)} AS TIMESTAMPTZ) AS {_ident(column)}"
-    return _ident(column)
+        return f"CAST({sql_ident(column)} AS TIMESTAMPTZ) AS {sql_ident(column)}"
+    return sql_ident(column)
 
 
 def _bad_timestamps(conn, key: str, stamps: list[str], spec: FilesConfig, rejects: list[Reject],
@@ -211,9 +208,9 @@ def _bad_timestamps(conn, key: str, stamps: list[str], spec: FilesConfig, reject
     """Records whose timestamp text does not parse (kept in the table ``bad``), each
     with the line it came from: the reader numbers lines by record, the header first,
     and a rejected line yields no record."""
-    failed = " OR ".join(f"({_ident(c)} IS NOT NULL AND TRY_CAST({_ident(c)} AS TIMESTAMPTZ) IS NULL)" for c in stamps)
+    failed = " OR ".join(f"({sql_ident(c)} IS NOT NULL AND TRY_CAST({sql_ident(c)} AS TIMESTAMPTZ) IS NULL)" for c in stamps)
     first_bad = "CASE " + " ".join(
-        f"WHEN {_ident(c)} IS NOT NULL AND TRY_CAST({_ident(c)} AS TIMESTAMPTZ) IS NULL THEN [{_text(c)}, {_ident(c)}]"
+        f"WHEN {sql_ident(c)} IS NOT NULL AND TRY_CAST({sql_ident(c)} AS TIMESTAMPTZ) IS NULL THEN [{sql_text(c)}, {sql_ident(c)}]"
         for c in stamps
     ) + " END"
     conn.execute(f"CREATE TEMP TABLE bad AS SELECT file_row_number AS record, {first_bad} AS what FROM {staged} "
@@ -244,7 +241,3 @@ def _truncated(key: str, scanned: Scan, spec: FilesConfig) -> Reject:
         "short or still being written; none of its lines is loaded (upload it again whole)",
         None,
     )  # fmt: skip
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

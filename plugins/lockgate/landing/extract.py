@@ -25,6 +25,7 @@ from typing import Any
 from lockgate import lake, warehouse
 from lockgate.config import FILE_COLUMN, FilesConfig, SourceConfig, TableConfig
 from lockgate.errors import LakeError
+from lockgate.identifiers import sql_ident, sql_text
 from lockgate.incremental import Slice
 from lockgate.lake import storage
 from lockgate.landing import convert, ledger, zone
@@ -203,9 +204,9 @@ def _convert_one(conn, item: _Work, schema: dict[str, str], temp: Path) -> conve
 def _empty_parquet(conn, schema: dict[str, str], out: Path) -> None:
     from lockgate.typemap import duckdb_type
 
-    select = ", ".join(f"NULL::{duckdb_type(t)} AS \"{c}\"" for c, t in schema.items())
+    select = ", ".join(f"NULL::{duckdb_type(t)} AS {sql_ident(c)}" for c, t in schema.items())
     conn.execute(f"COPY (SELECT {select + ', ' if select else ''}NULL::VARCHAR AS {FILE_COLUMN} LIMIT 0) "
-                 f"TO '{out}' (FORMAT parquet)")  # fmt: skip
+                 f"TO {sql_text(str(out))} (FORMAT parquet)")  # fmt: skip
 
 
 def _manifest(config: SourceConfig, table: TableConfig, run: RunInfo, location: lake.RawLocation, batch: Batch,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lockgate.config import FilesConfig
+from lockgate.identifiers import sql_text
 from lockgate.landing import convert
 
 #: DuckDB's sniffed types → the Spark type names of a manifest (:mod:`lockgate.typemap`).
@@ -20,7 +21,7 @@ SAMPLE_ROWS = 20_480
 def file_schema(conn, path: Path, spec: FilesConfig, gzip: bool) -> dict[str, str]:
     """One file's columns and sniffed types (anything unusual is read as text)."""
     sniffed = conn.execute(
-        f"SELECT Columns FROM sniff_csv({convert._text(str(path))}, {convert.read_options(spec, gzip)}, "
+        f"SELECT Columns FROM sniff_csv({sql_text(str(path))}, {convert.read_options(spec, gzip)}, "
         f"header = {str(spec.header).lower()}, sample_size = {SAMPLE_ROWS})"
     ).fetchone()[0]
     return {c["name"]: _SNIFFED.get(str(c["type"]).upper(), "string") for c in sniffed}
