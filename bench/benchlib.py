@@ -10,6 +10,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -45,9 +47,25 @@ def ensure_database() -> None:
             admin.execute(f'CREATE DATABASE "{DB}"')
 
 
-def row_count(table: str) -> int:
-    """Rows of ``table`` in the bench database (-1 when it does not exist)."""
-    with pg_connect() as conn:
+@contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    """A new empty database ``name`` (one left over is dropped first), dropped after use;
+    created after a checkpoint, so that no earlier work's dirty pages are written later."""
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    with pg_connect("postgres") as admin:
+        admin.execute(drop)
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute("CHECKPOINT")
+    try:
+        yield name
+    finally:
+        with pg_connect("postgres") as admin:
+            admin.execute(drop)
+
+
+def row_count(table: str, dbname: str = DB) -> int:
+    """Rows of ``table`` in the bench database or ``dbname`` (-1 when it does not exist)."""
+    with pg_connect(dbname) as conn:
         if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
             return -1
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

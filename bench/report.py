@@ -18,6 +18,7 @@ KINDS = {
     "connectorx_lineitem": REFERENCE, "duckdb_scanner": REFERENCE,
     "dag_full_load": AS_USERS_RUN, "dag_full_load_in_process": AS_USERS_RUN, "scheduler_small_tables": AS_USERS_RUN,
     "files_lockgate": WARM, "files_duckdb_reference": REFERENCE, "files_split_16": WARM, "files_one_big_gzip": WARM,
+    "lockgate_load_pg": WARM, "lockgate_load_pg_1": WARM, "pg_copy_single": REFERENCE,
 }  # fmt: skip
 #: What the lake in S3 (a local moto server) costs the full load of the bench table.
 LAKE_RATIO = "lockgate_pipeline_s3/lockgate_pipeline"
@@ -64,6 +65,7 @@ def markdown(result: dict) -> list[str]:
         *[f"| {k} | {v['value']:.2f} | {_target(v)} | {_met(v)} | {v.get('kind', '')} |" for k, v in r.items()],
         "",
         *s3_lake_lines(result),
+        *pg_lines(result),
         f"small tables ({WARM}): {result['small_tables']['tables']} tables, "
         f"{result['small_tables']['overhead_s_per_table']:.2f} s per table (target ≤ 1.5); "
         f"incremental ({WARM}): {result['incremental']['changed_rows']:,} changed rows in "
@@ -96,6 +98,25 @@ def s3_lake_lines(result: dict) -> list[str]:
         "reports and Data Docs written to S3; load: DuckDB reads over httpfs)",
         "",
     ]
+
+
+def pg_lines(result: dict) -> list[str]:
+    """The loads into a PostgreSQL warehouse: the split used and where the time went."""
+    pg = result.get("pg_warehouse")
+    if not pg:
+        return []
+    lines = [f"PostgreSQL warehouse: the bench table's sealed batch ({pg['rows']:,} rows) into a fresh database "
+             "each repeat (seconds; the load's parts are medians):", "",
+             "| measure | split N (parts) | median s | samples | where the time went | how measured |",
+             "|---|---:|---:|---|---|---|"]  # fmt: skip
+    for name in ("lockgate_load_pg", "lockgate_load_pg_1", "pg_copy_single"):
+        m = pg.get(name)
+        if m:
+            split = f"{m['split_n']} ({', '.join(map(str, m['parts']))})" if "split_n" in m else "1 file"
+            parts = sorted(m.get("spent_s", {}).items(), key=lambda kv: -kv[1])
+            spent = ", ".join(f"{k} {v:.2f}" for k, v in parts if v >= 0.005) or m.get("timed", "")
+            lines.append(f"| {name} | {split} | {m['seconds']:.2f} | {_samples(m)} | {spent} | {m['kind']} |")
+    return [*lines, ""]
 
 
 def user_run_lines(result: dict) -> list[str]:

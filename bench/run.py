@@ -16,6 +16,11 @@ fresh ``airflow dags test`` process loading TPC-H ``lineitem`` SF1 in full
 ConnectorX on the same table; and ``scheduler_small_tables``, one interval of 20 tables
 of 100 rows run by ``airflow standalone`` (:mod:`scheduler_small_tables`).
 
+And the PostgreSQL warehouse (``lockgate_load_pg*``, :mod:`pg_warehouse`): the bench table's
+sealed batch loaded by Lockgate's load stage into a fresh PostgreSQL database, with the
+default split of parallel ``COPY`` streams and with one, against one ``COPY`` of the same
+rows as one CSV file (``pg_copy_single``).
+
 And the files landing zone (``files_*``, :mod:`files_landing`): 16 gzip TSV files of a
 click stream (over 1 GiB uncompressed) into the raw lake by ``run_files_extract``, against
 DuckDB's own ``read_csv`` → Parquet, and the same rows as one big gzip file.
@@ -39,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import files_landing
+import pg_warehouse
 import s3_lake
 import tpch_lineitem
 from benchlib import (
@@ -64,8 +70,10 @@ TABLE = "bench_lineitem"
 DAY = datetime(2026, 1, 1, tzinfo=UTC)
 #: The measures of the bench table (warm session and references), and those of TPC-H
 #: lineitem and the scheduler (as users run them, and their references).
+PG_MEASURES = pg_warehouse.MEASURES
 TABLE_MEASURES = (
     "copy_binary", "connectorx", "dlt_pyarrow", "lockgate", "lockgate_pipeline_s3", "incremental", "small_tables", "memory",
+    *PG_MEASURES,
 )  # fmt: skip
 #: The stages ``LOCKGATE_JOB`` times (``pipeline``: all of them).
 STAGES = ("extract", "validate", "load", "pipeline")
@@ -319,16 +327,36 @@ def bench_small_tables(work: Path, count: int) -> dict:
             "overhead_s_per_table": round(seconds / count, 3)}  # fmt: skip
 
 
+def extract_only(work: Path, suite_dir: Path, **extra: str) -> dict:
+    """One full extract of the bench table, its batch sealed in ``work/lake``."""
+    env = lockgate_env(work, suite_dir, BENCH_CONFIG=bench_config(), BENCH_REPEATS="1", BENCH_FULL="1",
+                       BENCH_STAGES="extract", **extra)  # fmt: skip
+    return python_job(LOCKGATE_JOB, env)
+
+
 def bench_memory(work: Path, suite_dir: Path, table_bytes: int, driver_memory: str) -> dict:
-    env = lockgate_env(work / "memory", suite_dir, BENCH_CONFIG=bench_config(), BENCH_REPEATS="1", BENCH_FULL="1",
-                       BENCH_STAGES="extract", LOCKGATE_SPARK_DRIVER_MEMORY=driver_memory)  # fmt: skip
-    job = python_job(LOCKGATE_JOB, env)
+    job = extract_only(work / "memory", suite_dir, LOCKGATE_SPARK_DRIVER_MEMORY=driver_memory)
     runs = job["runs"]
     # The driver is the Spark JVM plus the Python process that drives it.
     peak_kb = job["jvm_hwm_kb"] + job["self_rss_kb"]
     return {"driver_memory": driver_memory, "table_bytes": table_bytes, "rows": runs[0]["rows"],
             "peak_rss_mb": round(peak_kb / 1024, 1), "jvm_peak_rss_mb": round(job["jvm_hwm_kb"] / 1024, 1),
             "seconds": round(runs[0]["extract"], 2)}  # fmt: skip
+
+
+def bench_pg_warehouse(wanted: set[str], repeats: int, work: Path, suite_dir: Path) -> pg_warehouse.PgRuns:
+    """The ``wanted`` PostgreSQL warehouse measures on a batch of the bench table sealed for them."""
+    if not wanted:
+        return pg_warehouse.PgRuns()
+    from lockgate import lake
+
+    log("PostgreSQL warehouse: sealing a full extract of the bench table (not timed)")
+    extract_only(work / "pg", suite_dir)
+    raw_path = lake.sealed_runs(work / "pg" / "lake", "bench", TABLE)[-1]
+    return pg_warehouse.run_measures(
+        wanted, repeats, raw_path, work / "pg",
+        lambda **table: lockgate_env(work / "pg", suite_dir, BENCH_CONFIG=bench_config(**table)),
+    )  # fmt: skip
 
 
 def median(values: list[float]) -> float:
@@ -437,10 +465,11 @@ def partial_run(only: set[str], args, work: Path, suite_dir: Path) -> dict:
         out["small_tables"] = bench_small_tables(work, args.small_tables)
     if "memory" in only:
         out["memory"] = bench_memory(work, suite_dir, table_bytes, args.driver_memory)
+    pg = bench_pg_warehouse(only & set(PG_MEASURES), args.repeats, work, suite_dir)
     user = run_user_measures(only & set(USER_MEASURES), args, work)
     files = files_landing.run_measures(only & set(FILES_MEASURES), args.repeats, work)
-    out.update({**user.as_json(), **files.as_json()})
-    ratios = {**user.targets(), **files.targets()}
+    out.update({**pg.as_json(), **user.as_json(), **files.as_json()})
+    ratios = {**pg.targets(), **user.targets(), **files.targets()}
     if "lockgate" in out and "lockgate_pipeline_s3" in out:
         ratios[LAKE_RATIO] = lake_ratio(out["lockgate"]["pipeline"], out["lockgate_pipeline_s3"]["pipeline"])
     if ratios:
@@ -462,6 +491,8 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
     for stage in STAGES:  # each S3 figure beside its local one
         samples[f"lockgate_{stage}"] = lockgate[stage]
         samples[f"lockgate_{stage}_s3"] = lockgate_s3[stage]
+    pg = bench_pg_warehouse(set(PG_MEASURES), args.repeats, work, suite_dir)
+    samples.update(pg.samples)
     med = {k: median(v) for k, v in samples.items()}
     log("incremental interval");       incremental = bench_incremental(work, suite_dir, args.changed_rows)  # noqa: E702
     incremental["full_load_seconds"] = med["lockgate_pipeline"]
@@ -478,6 +509,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
         "lockgate_validate/lockgate_extract": Target(med["lockgate_validate"] / med["lockgate_extract"], 0.35, WARM),
         LAKE_RATIO: lake_ratio(lockgate["pipeline"], lockgate_s3["pipeline"]),
         "incremental/full_load": Target(incremental["seconds"] / incremental["full_load_seconds"], 0.10, WARM),
+        **pg.targets(),
         **user.targets(),
         **files.targets(),
     }
@@ -497,6 +529,7 @@ def full_run(args, work: Path, suite_dir: Path) -> dict:
         "small_tables": small,
         "incremental": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in incremental.items()},
         "memory": memory,
+        **pg.as_json(),
         **user.as_json(),
         **files.as_json(),
     }  # fmt: skip

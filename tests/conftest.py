@@ -12,6 +12,8 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,12 @@ def lake_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     """Point the lake and the warehouse at fresh places; returns the settings.
 
     The lake is a local folder, or with ``@pytest.mark.parametrize("lake_env", ["local",
-    "s3"], indirect=True)`` also a fresh prefix in the session's S3 server."""
+    "s3"], indirect=True)`` also a fresh prefix in the session's S3 server. ``"pg_warehouse"``:
+    a local lake and a fresh PostgreSQL database as the warehouse (:func:`pg_warehouse`)."""
     from lockgate.settings import load_settings
 
+    if getattr(request, "param", "local") == "pg_warehouse":
+        request.getfixturevalue("pg_warehouse")
     if getattr(request, "param", "local") == "s3":
         server = request.getfixturevalue("s3_server")
         monkeypatch.setenv("LOCKGATE_LAKE_ROOT", f"s3://{server.bucket}/{uuid.uuid4().hex[:12]}")
@@ -86,6 +91,20 @@ def lake_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         monkeypatch.setenv("LOCKGATE_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("LOCKGATE_WAREHOUSE", str(tmp_path / "warehouse" / "warehouse.duckdb"))
     return load_settings()
+
+
+#: Parametrise a warehouse-level suite over both warehouses (``indirect=True`` on lake_env).
+WAREHOUSES = ["local", "pg_warehouse"]
+
+
+@pytest.fixture
+def pg_warehouse(monkeypatch: pytest.MonkeyPatch):
+    """A fresh PostgreSQL database as the warehouse: ``LOCKGATE_WAREHOUSE_CONN_ID`` and its
+    Airflow connection (inherited by Airflow's processes); yields the database name."""
+    with _fresh_pg_database("lockgate_wh") as name:
+        monkeypatch.setenv("LOCKGATE_WAREHOUSE_CONN_ID", "lockgate_warehouse")
+        monkeypatch.setenv("AIRFLOW_CONN_LOCKGATE_WAREHOUSE", f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+        yield name
 
 
 @dataclass(frozen=True)
@@ -127,18 +146,27 @@ def s3_server():
 @pytest.fixture(scope="session")
 def pg_database():
     """A fresh PostgreSQL database for the session; yields its name."""
+    with _fresh_pg_database("lockgate_it") as name:
+        yield name
+
+
+@contextmanager
+def _fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards (connections and all)."""
     import psycopg
 
-    name = f"lockgate_it_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=5)
     except Exception as exc:  # noqa: BLE001
         _unavailable(f"PostgreSQL at {PG_HOST}:{PG_PORT}", exc)
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

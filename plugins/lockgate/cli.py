@@ -80,6 +80,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # Where a files table's relative `landing` is (the demo's click stream: <root>/shop).
         "LOCKGATE_LANDING_ROOT": str(settings.landing_root or root / "landing"),
         "LOCKGATE_WAREHOUSE": settings.warehouse,
+        "LOCKGATE_WAREHOUSE_CONN_ID": settings.warehouse_conn_id or "",
+        "LOCKGATE_WAREHOUSE_MAX_CONNECTIONS": str(settings.warehouse_max_connections),
         "LOCKGATE_SOURCES_DIR": str(settings.sources_dir),
         "LOCKGATE_EXPECTATIONS_DIR": str(settings.expectations_dir),
     }
@@ -180,7 +182,7 @@ def run_summary(settings: Settings, source: str, since: datetime | None = None) 
     """Audit rows of a source (those started at or after ``since`` when given)."""
     from lockgate import warehouse
 
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         sql = (
             "SELECT run_id, table_name, interval_start, interval_end, mode, rows_extracted, rows_validated, "
             "rows_loaded, rows_quarantined, validation_status, rules_evaluated, rules_failed, status, raw_path, "
@@ -199,7 +201,7 @@ def run_summary(settings: Settings, source: str, since: datetime | None = None) 
 def fingerprints(settings: Settings, source: str) -> dict[str, tuple[int, str]]:
     from lockgate import warehouse
 
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         tables = [
             r[0]
             for r in conn.execute(
@@ -240,27 +242,25 @@ def landing_summary(settings: Settings, source: str, run_ids: set[str], since: d
     """Per table and interval, the landing files the runs ``run_ids`` read (the ledger
     names the run that read a file last): how many, their rows, and how many of them
     were taken before ``since`` (read again, not taken again)."""
-    import duckdb
-
     from lockgate import warehouse
 
     if not run_ids:
         return []
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
-        try:
-            cursor = conn.execute(
-                "SELECT table_name, interval_start, interval_end, count(*) AS files, "
-                "coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_parsed), 0) AS rows_parsed, "
-                "coalesce(sum(rows_rejected), 0) AS rows_rejected, "
-                "count(*) FILTER (WHERE taken_at < ?) AS taken_before, "
-                "string_agg(DISTINCT status, ',' ORDER BY status) AS status, min(file_key) AS first_key, "
-                "max(file_key) AS last_key "
-                "FROM lockgate.landed_files WHERE source = ? AND list_contains(?, run_id) "
-                "GROUP BY ALL ORDER BY interval_start, table_name",
-                [since, source, sorted(run_ids)],
-            )
-        except duckdb.CatalogException:  # a warehouse that never took a landing file
-            return []
+    with warehouse.connect(settings, read_only=True) as conn:
+        if not warehouse.table_columns(conn, "lockgate", "landed_files"):
+            return []  # a warehouse that never took a landing file
+        runs = sorted(run_ids)
+        cursor = conn.execute(
+            "SELECT table_name, interval_start, interval_end, count(*) AS files, "
+            "coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_parsed), 0) AS rows_parsed, "
+            "coalesce(sum(rows_rejected), 0) AS rows_rejected, "
+            "count(*) FILTER (WHERE taken_at < ?) AS taken_before, "
+            "string_agg(DISTINCT status, ',' ORDER BY status) AS status, min(file_key) AS first_key, "
+            "max(file_key) AS last_key "
+            f"FROM lockgate.landed_files WHERE source = ? AND run_id IN ({', '.join('?' * len(runs))}) "
+            "GROUP BY table_name, interval_start, interval_end ORDER BY interval_start, table_name",
+            [since, source, *runs],
+        )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -359,7 +359,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for table, (count, digest) in fingerprints(settings, "shop").items():
         print(f"  shop.{table:<12} {count:>8,}  {digest}")
     print()
-    print(f"warehouse : {settings.warehouse}  (try: .venv/bin/lockgate sql 'FROM lockgate.runs')")
+    where = f"PostgreSQL (Airflow connection '{settings.warehouse_conn_id}')" if settings.warehouse_conn_id else settings.warehouse
+    print(f"warehouse : {where}  (try: .venv/bin/lockgate sql 'SELECT * FROM lockgate.runs')")
     print(f"lake      : {settings.lake_location}/raw/shop/<table>/<interval>/<run_id>/  (Parquet + _manifest.json)")
     print(f"quality   : {settings.lake_location}/quality/shop/<table>/<run_id>.json")
     print(f"data docs : {settings.lake_location}/quality/shop/docs/index.html (one page per validation)")
@@ -435,16 +436,24 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     """Run one read-only query against the warehouse and print the rows."""
-    import duckdb
+    from lockgate import warehouse
 
     settings = load_settings()
-    if not Path(settings.warehouse).exists():
+    if getattr(args, "lake", False):
+        return _show(args, warehouse.lake_catalog(settings))
+    if not warehouse.exists(settings):
         print(f"error: no warehouse at {settings.warehouse} yet (run `make demo` first)", file=sys.stderr)
         return 2
-    with duckdb.connect(settings.warehouse, read_only=True) as conn:
+    return _show(args, warehouse.connect(settings, read_only=True))
+
+
+def _show(args: argparse.Namespace, session) -> int:
+    from lockgate import warehouse
+
+    with session as wh:
         try:
-            conn.sql(args.query).show(max_rows=args.max_rows, max_width=200)
-        except duckdb.Error as exc:
+            print(wh.show(args.query, max_rows=args.max_rows))
+        except warehouse.QueryError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return 0
@@ -592,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     suggest.set_defaults(func=cmd_suggest_suite)
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
+    sql.add_argument("--lake", action="store_true",
+                     help="query the lake's lake.<source>__<table> views in DuckDB (any warehouse)")
     sql.add_argument("--max-rows", type=int, default=40)
     sql.set_defaults(func=cmd_sql)
     args = parser.parse_args(argv)

@@ -196,6 +196,8 @@ class TableConfig(_Model):
             warehouse rows whose key no longer exists in the source.
         on_quality_failure: ``fail`` stops the load; ``quarantine`` and ``warn`` are
             accepted by the model (see the README for their status).
+        load_parallelism: a PostgreSQL warehouse loads the batch by this many parallel
+            ``COPY`` streams (default: the cores), within ``LOCKGATE_WAREHOUSE_MAX_CONNECTIONS``.
     """
 
     name: str = Field(pattern=_IDENT)
@@ -217,6 +219,7 @@ class TableConfig(_Model):
     freshness: timedelta | None = None
     reconcile_sum: ColumnName | None = None
     delete_propagation: DeletePolicy = "none"
+    load_parallelism: int | None = Field(default=None, ge=1, le=64)
     #: Column selection, pushed into the SELECT sent to the source (see _column_selection).
     columns: list[ColumnName] | None = None
     exclude_columns: list[ColumnName] = Field(default_factory=list)

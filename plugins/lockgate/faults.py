@@ -11,7 +11,8 @@ Inactive unless ``LOCKGATE_FAILPOINTS`` is set, e.g.::
 Points: ``extract.chunk_start`` (before a chunk's snapshot or first count),
 ``extract.chunk_snapshot`` (the chunk is counted, its rows not read yet),
 ``extract.chunk_written``, ``extract.before_seal``, ``validate.before_report``,
-``load.before_commit``, ``load.after_commit``, ``publish.before_commit``.
+``load.copied_part`` (PostgreSQL warehouse: a part of the parallel ``COPY`` is in the
+staging table), ``load.before_commit``, ``load.after_commit``, ``publish.before_commit``.
 """
 
 from __future__ import annotations

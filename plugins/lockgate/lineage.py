@@ -179,6 +179,11 @@ def source_table(config: SourceConfig, table: TableConfig) -> SourceTable:
 
 
 def warehouse_table(settings: Settings, config: SourceConfig, table: TableConfig) -> DatasetId:
+    if settings.warehouse_conn_id:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook.get_connection(settings.warehouse_conn_id)
+        return DatasetId(f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema}.{config.source}.{table.name}")
     return DatasetId(f"duckdb://{Path(settings.warehouse).resolve()}", f"{config.source}.{table.name}")
 
 
@@ -214,7 +219,7 @@ def _audit_row(settings: Settings, call: StageCall, version: int) -> dict[str, A
     from lockgate import warehouse
 
     try:
-        with warehouse.connect(settings.warehouse, read_only=True, wait=AUDIT_WAIT_SECONDS) as conn:
+        with warehouse.connect(settings, read_only=True, wait=AUDIT_WAIT_SECONDS) as conn:
             row = warehouse.run_status(conn, call.config.source, call.table.name, call.run.run_id, version)
     except Exception as exc:  # noqa: BLE001 - a busy warehouse costs the counts, not the event
         log.warning("%s.%s: lineage event without rows loaded (%s)", call.config.source, call.table.name, exc)

@@ -33,7 +33,7 @@ def plan_slice(config: SourceConfig, table: TableConfig, run: RunInfo, settings:
     """The run's slice under the table's incremental rules (:mod:`lockgate.incremental`)."""
     state = TableState()
     if table.incremental and not run.full_refresh:
-        with warehouse.connect(settings.warehouse) as conn:
+        with warehouse.connect(settings) as conn:
             state = warehouse.get_state(conn, config.source, table.name)
     rules = Incremental(table, config.start_date)
     window = rules.window(
@@ -151,7 +151,7 @@ def extract_stage(
             config, table, window, run.run_id, version=run.version, source=source, settings=settings, spark=spark
         )
     batch = Manifest.from_dict(manifest)
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         previous = warehouse.run_status(conn, config.source, table.name, run.run_id, batch.version)
         later_stage_done = (
             manifest.get("resumed")
@@ -296,7 +296,7 @@ def validate_stage(
     settings = settings or load_settings()
     manifest = lake.verify(raw_path, checksums=False)
     version = int(manifest.get("version") or 0)
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         previous = warehouse.run_status(conn, config.source, table.name, run.run_id, version)
         if (
             previous
@@ -394,7 +394,7 @@ def validate_stage(
             message += "\nrows breaking these rules are quarantined; the rest loads"
         else:
             message += "\nloaded anyway (policy warn)"
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         warehouse.record_run(
             conn,
             config.source,
@@ -439,7 +439,7 @@ def load_stage(
     batch = Manifest.from_dict(manifest)
     window = batch.slice
     started = time.monotonic()
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         previous = warehouse.run_status(conn, config.source, table.name, run.run_id, batch.version)
         if previous and previous["status"] in ("failed",) and previous["validation_status"] == "failed":
             raise LakeError(
@@ -471,6 +471,7 @@ def load_stage(
                 version=batch.version,
                 read_at=batch.read_at,
                 replace_files=_landing_keys(table, manifest),
+                parallel=table.load_parallelism,
             )
             if result["rows_staged"] != manifest["rows"]:
                 raise LakeError(
@@ -577,7 +578,7 @@ def publish_stage(
     settings = settings or load_settings()
     batch = Manifest.from_dict(lake.read_manifest(raw_path))
     partitions = current_partitions(settings.lake_root, config.source, table.name, table.incremental)
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
             state = warehouse.get_state(conn, config.source, table.name)

@@ -61,6 +61,17 @@ def _connect_port() -> int | None:
     return int(value)
 
 
+def _positive(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        from lockgate.errors import ConfigError
+
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how Spark is started. Build with :func:`load_settings`."""
@@ -83,6 +94,12 @@ class Settings:
     staging_dir: Path | None = None
     #: ``LOCKGATE_LANDING_ROOT``: the folder a files table's relative ``landing`` is under.
     landing_root: Path | None = None
+    #: ``LOCKGATE_WAREHOUSE_CONN_ID``: a ``postgres`` Airflow connection makes the
+    #: warehouse that PostgreSQL database (``None``: the DuckDB file ``warehouse``).
+    warehouse_conn_id: str | None = None
+    #: How many connections a PostgreSQL warehouse's loads may use at once, across
+    #: processes (parallel COPY streams).
+    warehouse_max_connections: int = 4
 
     @property
     def lake_is_local(self) -> bool:
@@ -123,6 +140,8 @@ def load_settings() -> Settings:
         staging_dir=_path("LOCKGATE_STAGING_DIR", root / "work" / "lake-staging"),
         landing_root=_path("LOCKGATE_LANDING_ROOT", root / "landing"),
         warehouse=str(_path("LOCKGATE_WAREHOUSE", root / "warehouse" / "warehouse.duckdb")),
+        warehouse_conn_id=os.environ.get("LOCKGATE_WAREHOUSE_CONN_ID", "").strip() or None,
+        warehouse_max_connections=_positive("LOCKGATE_WAREHOUSE_MAX_CONNECTIONS", 4),
         spark_master=os.environ.get("LOCKGATE_SPARK_MASTER", "local[*]"),
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,
         spark_driver_memory=os.environ.get("LOCKGATE_SPARK_DRIVER_MEMORY", "2g"),

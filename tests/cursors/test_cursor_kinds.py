@@ -90,7 +90,7 @@ def test_epoch_number_cursor(src, kind):
     assert batch_ids(src.run_interval("ep", 0)) == between(day(0), day(1))
     assert batch_ids(src.run_interval("ep", 2)) == between(day(2) - timedelta(hours=1), day(3))
     src.assert_converged("ep")
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         state = warehouse.get_state(conn, SOURCE, "ep")
     assert parse_time(state.cursor_max) == max(times.values())  # the newest cursor, as a time
 

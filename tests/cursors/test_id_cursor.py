@@ -24,7 +24,7 @@ def _add(src, ids, note: str = "new") -> None:
 
 
 def _state(src, table: str = "seq"):
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         runs = conn.execute(
             "SELECT slice_lo_id, slice_hi_id, slice_lo, slice_hi FROM lockgate.runs WHERE table_name = ? "
             "ORDER BY started_at",
@@ -128,5 +128,5 @@ def test_an_id_taken_by_an_open_transaction_is_read_once_it_commits(server):
     assert batch_ids(src.run_interval("seq", 3)) == {3, 4}
     assert _state(src)[0].watermark == 5
     src.assert_converged("seq")
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         assert conn.execute(f"SELECT count(*), count(DISTINCT id) FROM {SOURCE}.seq").fetchone() == (4, 4)

@@ -56,13 +56,13 @@ def _rule(kind: str, **kwargs: Any) -> dict[str, Any]:
 
 def _warehouse(src, table: str, columns: list[str], key: str) -> list[tuple]:
     q = warehouse.q
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(SOURCE)}.{q(table)} ORDER BY {q(key)}"
         return conn.execute(sql).fetchall()
 
 
 def _warehouse_columns(src, table: str) -> list[str]:
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         return list(warehouse.table_columns(conn, SOURCE, table))
 
 

@@ -53,7 +53,7 @@ def test_null_cursor_rows_excluded_and_counted(src):
     assert batch_ids(result) == {i for i in range(1, 41) if i % 5}
     src.sql("DELETE FROM orders WHERE updated_at IS NULL")  # what the warehouse must equal
     src.assert_converged("orders")
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         (count,) = conn.execute(
             "SELECT rows_null_cursor FROM lockgate.runs WHERE source = ? AND table_name = 'orders'", [SOURCE]
         ).fetchone()

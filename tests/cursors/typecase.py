@@ -34,7 +34,7 @@ def ingest(cfg, settings, spark, run_id: str = "r1") -> dict[str, Any]:
 
 def warehouse_table(settings, source: str, table: str = "t") -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The warehouse table's column types and its rows (as dicts, by ``id``)."""
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         types = dict(
             conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "

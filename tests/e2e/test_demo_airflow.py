@@ -3,7 +3,8 @@ database and its click-stream files in a landing zone) and runs ``ingest_shop`` 
 ``airflow dags test`` for consecutive daily intervals; then an older interval is run
 again and the warehouse, the click-stream rows and the landing ledger must not change.
 It runs with a local lake and with an S3 lake (moto's server), and both warehouses end
-with the same checksums."""
+with the same checksums; and with a local lake and a PostgreSQL warehouse, which ends
+with the same rows per table (its checksums are PostgreSQL's own, so they differ)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,8 +36,10 @@ def lockgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=1200, check=False)
 
 
-#: Each lake's warehouse fingerprint after its demo, to compare the lakes.
+#: Each lake's warehouse fingerprint after its demo, to compare the lakes (DuckDB warehouses).
 FINGERPRINTS: dict[str, dict[str, tuple[int, str]]] = {}
+#: Each variant's rows per table after its demo, to compare the warehouses.
+ROW_COUNTS: dict[str, dict[str, int]] = {}
 
 
 #: The S3 variant's connection (its own id: the session's s3_server fixture owns lockgate_lake).
@@ -67,10 +72,16 @@ def moto_server_process():
     server.wait(timeout=30)
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "pg_warehouse"])
 def demo_env(request, tmp_path_factory):
+    """The demo's environment: a local or an S3 lake and the DuckDB warehouse, or
+    (``pg_warehouse``) a local lake and a fresh PostgreSQL database as the warehouse
+    (the fixture's ``LOCKGATE_WAREHOUSE_CONN_ID`` and ``AIRFLOW_CONN_*``, in the
+    environment the demo and its Airflow processes inherit)."""
     root = tmp_path_factory.mktemp(f"e2e-{request.param}")
     lake = {"LOCKGATE_LAKE_ROOT": str(root / "lake")}
+    if request.param == "pg_warehouse":
+        request.getfixturevalue("pg_warehouse")
     if request.param == "s3":
         request.getfixturevalue("moto_server_process")
         lake = {"LOCKGATE_LAKE_ROOT": "s3://lockgate-lake/lake", "LOCKGATE_LAKE_CONN_ID": E2E_CONN}
@@ -114,6 +125,35 @@ def lake_root(env):
     if not location.startswith("s3://"):
         return Path(location)
     return s3.root(s3.parse_url("LOCKGATE_LAKE_ROOT", location), env["LOCKGATE_LAKE_CONN_ID"])
+
+
+def pg_warehouse(env) -> bool:
+    return bool(env.get("LOCKGATE_WAREHOUSE_CONN_ID"))
+
+
+@contextmanager
+def warehouse_sql(env) -> Iterator:
+    """The demo's warehouse for the test's queries: the DuckDB file (read-only) or the
+    PostgreSQL database of its Airflow connection (in UTC, as Lockgate's sessions are)."""
+    if pg_warehouse(env):
+        import psycopg
+
+        uri = env[f"AIRFLOW_CONN_{env['LOCKGATE_WAREHOUSE_CONN_ID'].upper()}"]
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            yield conn
+    else:
+        import duckdb
+
+        with duckdb.connect(env["LOCKGATE_WAREHOUSE"], read_only=True) as conn:
+            yield conn
+
+
+def variant(env) -> str:
+    """``local``, ``s3`` (the lake, with the DuckDB warehouse) or ``pg_warehouse``."""
+    if pg_warehouse(env):
+        return "pg_warehouse"
+    return "s3" if env["LOCKGATE_LAKE_ROOT"].startswith("s3://") else "local"
 
 
 def fingerprint(env) -> dict[str, tuple[int, str]]:
@@ -187,10 +227,13 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
         assert f"clicks/{day}/part-0.tsv.gz .. clicks/{day}/part-3.tsv.gz  [taken]" in out, out
     assert "shop.clicks" in out and "read again" not in out
     assert out.count("passed (") == 2 * len(TABLES) and "failed" not in out
-    assert str(root / "warehouse" / "warehouse.duckdb") in out and env["LOCKGATE_LAKE_ROOT"] in out
+    if pg_warehouse(env):
+        assert f"warehouse : PostgreSQL (Airflow connection '{env['LOCKGATE_WAREHOUSE_CONN_ID']}')" in out, out
+        assert not (root / "warehouse" / "warehouse.duckdb").exists()  # nothing went to a DuckDB file
+    else:
+        assert str(root / "warehouse" / "warehouse.duckdb") in out
+    assert env["LOCKGATE_LAKE_ROOT"] in out
     lake = lake_root(env)
-
-    import duckdb
 
     before = fingerprint(env)
     assert sorted(before) == TABLES
@@ -200,10 +243,10 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
 
     # The warehouse equals the source: every row, every key exactly once.
     source_db = root / "state" / "demo" / "shop.db"
-    with duckdb.connect(env["LOCKGATE_WAREHOUSE"], read_only=True) as conn:
+    with warehouse_sql(env) as conn:
         counts = dict(
             conn.execute(
-                "SELECT table_name, sum(rows_loaded) FROM lockgate.runs WHERE source = 'shop' GROUP BY 1"
+                "SELECT table_name, CAST(sum(rows_loaded) AS BIGINT) FROM lockgate.runs WHERE source = 'shop' GROUP BY 1"
             ).fetchall()
         )
         statuses = conn.execute("SELECT DISTINCT status, validation_status FROM lockgate.runs").fetchall()
@@ -270,12 +313,18 @@ def test_demo_runs_two_days_through_airflow_then_a_rerun_changes_nothing(demo_en
     assert f"({FILES_PER_DAY} click-stream files" in again.stdout and f"0 written, {FILES_PER_DAY} already there" in again.stdout
     assert "clicks/2026-01-01/part-0.tsv.gz .. clicks/2026-01-01/part-3.tsv.gz  [taken, 4 read again" in again.stdout
     assert landing_files(root) == files
-    with duckdb.connect(env["LOCKGATE_WAREHOUSE"], read_only=True) as conn:
+    with warehouse_sql(env) as conn:
         assert conn.execute(LEDGER_SQL).fetchall() == ledger
         assert dict(conn.execute("SELECT _lockgate_file, count(*) FROM shop.clicks GROUP BY 1").fetchall()) == clicks_per_file
-    FINGERPRINTS[env["LOCKGATE_LAKE_ROOT"].split(":", 1)[0] if "://" in env["LOCKGATE_LAKE_ROOT"] else "local"] = before
-    if len(FINGERPRINTS) == 2:
-        assert FINGERPRINTS["s3"] == FINGERPRINTS["local"], "the S3 lake's warehouse differs from the local lake's"
+    ROW_COUNTS[variant(env)] = {table: count for table, (count, _) in before.items()}
+    if pg_warehouse(env):
+        # Fingerprints are each warehouse's own checksum: compare the rows per table.
+        if "local" in ROW_COUNTS:
+            assert ROW_COUNTS["pg_warehouse"] == ROW_COUNTS["local"], "the PostgreSQL warehouse differs from DuckDB's"
+    else:
+        FINGERPRINTS[variant(env)] = before
+        if len(FINGERPRINTS) == 2:
+            assert FINGERPRINTS["s3"] == FINGERPRINTS["local"], "the S3 lake's warehouse differs from the local lake's"
     # The rerun replaced the first interval's run; both still look real.
     runs = dag_runs(env)
     assert_runs_look_real(runs, ["2026-01-01", "2026-01-02"], (first_started, datetime.now(UTC)))

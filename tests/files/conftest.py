@@ -106,5 +106,5 @@ def run_interval(config: SourceConfig, start: datetime | None, end: datetime | N
 
 
 def rows(settings, sql: str) -> list[tuple]:
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         return conn.execute(sql).fetchall()

@@ -64,7 +64,7 @@ def _config(name: str, connection: str, **table):
 
 
 def _warehouse_rows(settings, source: str):
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         types = dict(
             conn.execute(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
@@ -90,7 +90,7 @@ def _check(settings, source, expected_rows, expected_types):
     types, rows = _warehouse_rows(settings, source)
     assert {c: types[c] for c in COLUMNS} == expected_types
     assert [_normalise(r) for r in rows] == [_normalise(r) for r in expected_rows]
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         run = conn.execute(
             "SELECT rows_extracted, rows_validated, rows_loaded, status, validation_status FROM lockgate.runs "
             "WHERE source = ?",
@@ -316,7 +316,7 @@ def test_partitioned_read_covers_every_row_once(pg_conn, pg_database, lake_env, 
     assert manifest["rows"] == manifest["source_rows"] == 12000
     assert manifest["cursor_min"].startswith("2026-03-01T00:00:01")
     pipeline.load_stage(config, table, run, extracted["raw_path"], settings=lake_env)
-    with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
+    with warehouse.connect(lake_env, read_only=True) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT id), sum(id) FROM it_part.events").fetchone() == (
             12000, 12000, 12000 * 12001 // 2
         )
@@ -363,12 +363,12 @@ def test_rerun_of_the_same_interval_changes_nothing(pg_conn, pg_database, lake_e
     monkeypatch.setenv("AIRFLOW_CONN_IT_RERUN", f"postgres://postgres@127.0.0.1:5432/{pg_database}")
     config = _config("it_rerun", "it_rerun")
     ingest(config, lake_env, spark, run_id="first")
-    with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
+    with warehouse.connect(lake_env, read_only=True) as conn:
         before = warehouse.table_fingerprint(conn, "it_rerun", "common_types")
     again = ingest(config, lake_env, spark, run_id="second")
     assert not again["resumed"]
     resumed = ingest(config, lake_env, spark, run_id="second")  # a retried task reuses its sealed extract
     assert resumed["resumed"]
-    with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
+    with warehouse.connect(lake_env, read_only=True) as conn:
         assert warehouse.table_fingerprint(conn, "it_rerun", "common_types") == before
         assert before[0] == len(IN_INTERVAL)

@@ -8,6 +8,7 @@ with a clear message, and rows in = rows loaded + rows quarantined.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,8 +19,12 @@ from lockgate.config import parse_source
 from lockgate.pipeline import RunInfo
 from lockgate.quality import QualityError
 
-#: Every case runs against a local lake and an S3 lake (moto's server).
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)]
+#: Every case runs against a local lake and an S3 lake (moto's server), both with the
+#: DuckDB warehouse, and against the PostgreSQL warehouse (with a local lake).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("lake_env", ["local", "s3", "pg_warehouse"], indirect=True),
+]
 
 D0 = datetime(2026, 5, 1, tzinfo=UTC)
 D1 = D0 + timedelta(days=1)
@@ -115,7 +120,7 @@ def _quarantined(settings) -> list[tuple[str, list[str]]]:
 
 
 def _audit(settings, run_id="scheduled__qc"):
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         return warehouse.run_status(conn, "qc", "corpus", run_id)
 
 
@@ -136,7 +141,7 @@ def test_fail_stops_the_load_and_names_table_and_every_broken_rule(corpus):
     assert (audit["validation_status"], audit["status"], audit["rules_failed"], audit["rules_passed"]) == (
         "failed", "failed", 7, 2)  # fmt: skip
     assert audit["rows_loaded"] is None and "id is unique" in audit["error"]
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         assert warehouse.table_columns(conn, "qc", "corpus") == {}  # nothing was loaded
     # The load refuses a batch that failed validation, even if called directly.
     table = config.tables[0]
@@ -153,7 +158,7 @@ def test_quarantine_sets_bad_rows_aside_with_their_rules_and_loads_the_rest(corp
     bad = [(row, rules) for row, rules in CORPUS if rules]
     assert loaded["rows_loaded"] == len(GOOD) and loaded["rows_quarantined"] == len(bad)
     assert loaded["rows_loaded"] + loaded["rows_quarantined"] == extracted["rows"] == len(CORPUS)
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM qc.corpus ORDER BY id").fetchall()]
     assert names == ["Ada Lovelace", "Zoë 😀 Ünïcode"]  # emoji pass, byte for byte
     assert _quarantined(settings) == sorted((row[1], rules) for row, rules in bad)
@@ -172,8 +177,13 @@ def test_warn_loads_everything_and_records_why(corpus):
     assert loaded["rows_loaded"] == len(CORPUS) and loaded["rows_quarantined"] == 0
     audit = _audit(settings)
     assert audit["validation_status"] == "warned" and "loaded anyway (policy warn)" in audit["error"]
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
-        assert conn.execute("SELECT count(*), count(*) FILTER (WHERE isnan(score)) FROM qc.corpus").fetchone() == (11, 1)
+    with warehouse.connect(settings, read_only=True) as conn:
+        scores = [r[0] for r in conn.execute("SELECT score FROM qc.corpus").fetchall()]
+        columns = warehouse.table_columns(conn, "qc", "corpus")
+    assert len(scores) == 11 and sum(math.isnan(s) for s in scores) == 1 and float("inf") in scores
+    # Both warehouses report the columns in one (DuckDB's) vocabulary.
+    assert columns == {"id": "INTEGER", "name": "VARCHAR", "amount": "DECIMAL(12,2)", "score": "DOUBLE",
+                       "day": "DATE", "note": "VARCHAR", "updated_at": "TIMESTAMP"}  # fmt: skip
 
 
 def test_a_table_level_failure_cannot_be_quarantined(corpus):
@@ -200,7 +210,7 @@ def test_sum_that_does_not_reconcile_stops_the_load(corpus):
     lake.write_json_atomic(lake.lake_path(extracted["raw_path"]) / lake.MANIFEST, {**manifest, "source_sum": "999.99"})
     with pytest.raises(QualityError, match=r"sum of amount does not reconcile: the source counted 999.99"):
         pipeline.load_stage(config, table, run, extracted["raw_path"], settings=settings)
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         assert warehouse.table_columns(conn, "qc", "corpus") == {}
     assert not list((settings.lake_root / "quarantine").rglob("*.parquet"))
 

@@ -205,14 +205,14 @@ class Source:
 
     def warehouse_rows(self, table: str, columns: list[str], where: str = "true") -> list[tuple]:
         key = self.tables[table]["primary_key"][0]
-        with warehouse.connect(self.settings.warehouse, read_only=True) as conn:
+        with warehouse.connect(self.settings, read_only=True) as conn:
             rows = conn.execute(
                 f"SELECT {', '.join(warehouse.q(c) for c in columns)} FROM {SOURCE}.{table} WHERE {where} ORDER BY {key}"
             ).fetchall()
         return [tuple(_norm(v) for v in r) for r in rows]
 
     def fingerprint(self, table: str) -> tuple[int, str]:
-        with warehouse.connect(self.settings.warehouse, read_only=True) as conn:
+        with warehouse.connect(self.settings, read_only=True) as conn:
             return warehouse.table_fingerprint(conn, SOURCE, table)
 
     def assert_converged(self, table: str, where: str = "true") -> None:

@@ -23,7 +23,7 @@ HOUR = timedelta(hours=1)
 
 
 def _state_row(src, table: str) -> tuple:
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         return conn.execute(
             "SELECT watermark, reread_from, reread_until FROM lockgate.state WHERE source = ? AND table_name = ?",
             [SOURCE, table],

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from lockgate import warehouse
 from lockgate.errors import LakeError, SchemaDriftError, SourceError
 from lockgate.faults import InjectedFault
 
+from tests.conftest import WAREHOUSES
 from tests.reprocessing.harness import SOURCE, day, naive
 
 pytestmark = pytest.mark.integration
@@ -29,15 +31,34 @@ pytestmark = pytest.mark.integration
 HOUR = timedelta(hours=1)
 #: The scenarios that prove sealing, resuming, replay and retention run on both lakes.
 BOTH_LAKES = pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)
+#: ... and on both warehouses (DuckDB, PostgreSQL).
+BOTH_WAREHOUSES = pytest.mark.parametrize("lake_env", WAREHOUSES, indirect=True)
+#: Every lake and warehouse.
+EVERYWHERE = pytest.mark.parametrize("lake_env", ["local", "s3", "pg_warehouse"], indirect=True)
+#: The PostgreSQL warehouse only.
+PG_WAREHOUSE = pytest.mark.parametrize("lake_env", ["pg_warehouse"], indirect=True)
+
+
+def sources_and_warehouses(lakes: tuple[str, ...] = ("local",)) -> pytest.MarkDecorator:
+    """``any_source`` x the lakes on DuckDB, plus the PostgreSQL warehouse with the
+    PostgreSQL source only: what the warehouse does does not depend on the source's
+    engine, so one is enough there (and the suite's time stays in check)."""
+    cases = [
+        pytest.param(lake, engine, id=engine if lakes == ("local",) else f"{engine}-{lake}")
+        for lake in lakes
+        for engine in ("postgres", "mariadb")
+    ]
+    cases.append(pytest.param("pg_warehouse", "postgres", id="postgres-pg_warehouse"))
+    return pytest.mark.parametrize(("lake_env", "any_source"), cases, indirect=True)
 
 
 def _state(src, table):
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         return warehouse.get_state(conn, SOURCE, table)
 
 
 def _run_row(src, table, run_id):
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         return warehouse.run_status(conn, SOURCE, table, run_id)
 
 
@@ -53,7 +74,7 @@ def _run_row(src, table, run_id):
         "publish.before_commit",
     ],
 )
-@BOTH_LAKES
+@EVERYWHERE
 def test_failure_at_each_stage_then_retry_gives_the_clean_result(pg_source, monkeypatch, point):
     src = pg_source
     src.create("events", chunk_rows=40)
@@ -77,17 +98,11 @@ def test_failure_at_each_stage_then_retry_gives_the_clean_result(pg_source, monk
 
 
 # 2 --------------------------------------------------------------------------------
-def test_process_killed_in_the_middle_of_a_load(pg_source, tmp_path):
-    src = pg_source
-    src.create("events")
-    src.insert_events(1, 60, day(0), HOUR)  # 60 hours: days 0, 1, 2
-    src.run_interval("events", 0)
-    before = src.fingerprint("events")
-    run = src.run_info(1)
-    extracted = src.stage("extract", "events", run)
-    src.stage("validate", "events", run, extracted["raw_path"])
+def _load_in_a_process(src, tmp_path: Path, run, raw_path: str, failpoints: str) -> subprocess.CompletedProcess:
+    """The load stage of ``events`` in a process of its own, with ``LOCKGATE_FAILPOINTS``
+    set (the settings, warehouse included, come from this process's environment)."""
     sources_dir = tmp_path / "sources"
-    sources_dir.mkdir()
+    sources_dir.mkdir(exist_ok=True)
     (sources_dir / f"{SOURCE}.yml").write_text(
         yaml.safe_dump({"source": SOURCE, "connection": "rp_src", "start_date": "2026-04-01",
                         "tables": list(src.tables.values())})
@@ -101,11 +116,24 @@ def test_process_killed_in_the_middle_of_a_load(pg_source, tmp_path):
         config = load_source({str(sources_dir)!r}, {SOURCE!r})
         run = RunInfo(run_id={run.run_id!r}, interval_start=datetime.fromisoformat({run.interval_start.isoformat()!r}),
                       interval_end=datetime.fromisoformat({run.interval_end.isoformat()!r}))
-        load_stage(config, config.table("events"), run, {extracted["raw_path"]!r}, settings=load_settings())
+        load_stage(config, config.table("events"), run, {raw_path!r}, settings=load_settings())
         """
     )
-    env = {**os.environ, "LOCKGATE_FAILPOINTS": "load.before_commit@events=kill"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "LOCKGATE_FAILPOINTS": failpoints}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+
+
+@BOTH_WAREHOUSES
+def test_process_killed_in_the_middle_of_a_load(pg_source, tmp_path):
+    src = pg_source
+    src.create("events")
+    src.insert_events(1, 60, day(0), HOUR)  # 60 hours: days 0, 1, 2
+    src.run_interval("events", 0)
+    before = src.fingerprint("events")
+    run = src.run_info(1)
+    extracted = src.stage("extract", "events", run)
+    src.stage("validate", "events", run, extracted["raw_path"])
+    proc = _load_in_a_process(src, tmp_path, run, extracted["raw_path"], "load.before_commit@events=kill")
     assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL with the transaction open
     assert src.fingerprint("events") == before  # nothing of the killed load is visible
     src.stage("load", "events", run, extracted["raw_path"])
@@ -114,8 +142,68 @@ def test_process_killed_in_the_middle_of_a_load(pg_source, tmp_path):
     src.assert_converged("events")
 
 
+def _staging_tables(src) -> list[tuple[str, int]]:
+    """The PostgreSQL warehouse's staging tables and their rows."""
+    from lockgate.warehouse.postgres import STAGING_SCHEMA
+
+    with warehouse.connect(src.settings, read_only=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = ? ORDER BY tablename", [STAGING_SCHEMA]
+        ).fetchall()]  # fmt: skip
+        return [
+            (name, conn.execute(f"SELECT count(*) FROM {STAGING_SCHEMA}.{warehouse.q(name)}").fetchone()[0])
+            for name in names
+        ]
+
+
+@PG_WAREHOUSE
+def test_process_killed_during_the_parallel_copy_of_a_postgres_load(pg_source, tmp_path):
+    """SIGKILL once the first CSV part is in PostgreSQL's staging table, the others not:
+    the table keeps its previous contents, the half-filled staging table is left behind,
+    and the re-run sweeps it (and the killed load's CSV parts) away and converges."""
+    from lockgate.warehouse import postgres
+
+    src = pg_source
+    # Day 1: 40,000 rows in 4 chunks of 2 Parquet files each, split into up to 4 CSV
+    # parts (one per DuckDB thread) for up to 4 copying connections.
+    src.create("events", chunk_rows=10_000, load_parallelism=4)
+    src.insert_events(1, 24, day(0), HOUR)
+    src.insert_events(1001, 40_000, day(1), 2 * timedelta(seconds=1))
+    src.run_interval("events", 0)
+    before = src.fingerprint("events")
+    assert _staging_tables(src) == []
+    run = src.run_info(1)
+    extracted = src.stage("extract", "events", run)
+    src.stage("validate", "events", run, extracted["raw_path"])
+    budget = src.settings.warehouse_max_connections
+    assert budget == 4
+    with ExitStack() as others:
+        # Another load holds all but one of the warehouse's copy slots: the parts go
+        # through one connection, one after the other, and the kill comes after the first.
+        for _ in range(budget - 1):
+            others.enter_context(postgres.copy_slot(src.settings.warehouse_conn_id, budget))
+        proc = _load_in_a_process(src, tmp_path, run, extracted["raw_path"], "load.copied_part@events=kill")
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL in a copying thread
+    # The killed load's CSV parts are still on disk (nothing ran its clean-up).
+    parts = [p for p in (src.settings.stage_root / "pg_copy").rglob("*") if p.is_file() and p.stat().st_size]
+    part_rows = [sum(1 for _ in p.open("rb")) for p in parts]  # one line per row
+    assert len(parts) > 1 and sum(part_rows) == 40_000, part_rows
+    assert src.fingerprint("events") == before  # nothing of the killed load is visible
+    [(_name, copied)] = _staging_tables(src)  # the staging table outlived its load...
+    assert copied in part_rows  # ... with the one part copied before the kill
+    loaded = src.stage("load", "events", run, extracted["raw_path"])
+    assert loaded["resumed"] is False and loaded["rows_loaded"] == 40_000
+    assert _staging_tables(src) == []  # the stale one swept, the load's own dropped
+    assert not any(p.exists() for p in parts), "the killed load's CSV parts are still there"
+    src.stage("publish", "events", run, extracted["raw_path"])
+    assert _run_row(src, "events", run.run_id)["status"] == "published"
+    src.run_interval("events", 2)
+    src.assert_converged("events")
+
+
 # 3 --------------------------------------------------------------------------------
-def test_source_updated_between_runs(any_source):
+@sources_and_warehouses()
+def test_source_updated_between_runs(lake_env, any_source):
     src = any_source
     src.create("orders")
     src.insert_orders(1, 50, day(0), 25 * timedelta(minutes=1))
@@ -132,7 +220,8 @@ def test_source_updated_between_runs(any_source):
 
 
 # 4 --------------------------------------------------------------------------------
-def test_late_arriving_rows_within_the_lookback(any_source):
+@sources_and_warehouses()
+def test_late_arriving_rows_within_the_lookback(lake_env, any_source):
     src = any_source
     src.create("orders", lookback="2h")
     src.insert_orders(1, 40, day(0), 30 * timedelta(minutes=1))
@@ -194,7 +283,8 @@ def test_long_transaction_commits_behind_the_read_and_the_next_run_picks_it_up(a
 
 
 # 6 --------------------------------------------------------------------------------
-def test_old_intervals_rerun_out_of_order(any_source):
+@sources_and_warehouses()
+def test_old_intervals_rerun_out_of_order(lake_env, any_source):
     src = any_source
     src.create("events")
     src.create("orders")
@@ -205,14 +295,15 @@ def test_old_intervals_rerun_out_of_order(any_source):
         src.run_interval("orders", n)
     src.assert_converged("events")
     src.assert_converged("orders")
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         runs = conn.execute("SELECT count(*) FROM lockgate.runs WHERE status = 'published'").fetchone()[0]
     assert runs == 12
     assert _state(src, "events").watermark == day(3)
 
 
 # 7 --------------------------------------------------------------------------------
-def test_full_refresh_after_incremental_runs_picks_up_silent_corrections(any_source):
+@sources_and_warehouses()
+def test_full_refresh_after_incremental_runs_picks_up_silent_corrections(lake_env, any_source):
     src = any_source
     src.create("events")
     src.insert_events(1, 48, day(0), HOUR)
@@ -229,7 +320,7 @@ def test_full_refresh_after_incremental_runs_picks_up_silent_corrections(any_sou
 
 
 # 8 --------------------------------------------------------------------------------
-@BOTH_LAKES
+@EVERYWHERE
 def test_replay_from_the_lake_without_touching_the_source(pg_source, monkeypatch):
     src = pg_source
     src.create("events")
@@ -239,7 +330,7 @@ def test_replay_from_the_lake_without_touching_the_source(pg_source, monkeypatch
     src.run_interval("events", 1)
     before = src.fingerprint("events")
     # The warehouse table is damaged, and the source is down.
-    with warehouse.connect(src.settings.warehouse) as conn:
+    with warehouse.connect(src.settings) as conn:
         conn.execute(f"DELETE FROM {SOURCE}.events WHERE event_id % 3 = 0")
         conn.execute(f"UPDATE {SOURCE}.events SET payload = 'damaged' WHERE event_id < 10")
     monkeypatch.setenv("AIRFLOW_CONN_RP_SRC", "postgres://postgres@127.0.0.1:1/nowhere")
@@ -310,7 +401,7 @@ def test_in_an_s3_lake_the_reader_tasks_put_their_files_there_themselves(lake_en
 
 # 10 -------------------------------------------------------------------------------
 @pytest.mark.parametrize("policy", ["delete", "flag"])
-@BOTH_LAKES
+@sources_and_warehouses(("local", "s3"))
 def test_deletes_in_the_source_reach_the_warehouse(lake_env, any_source, policy):
     src = any_source
     src.create("orders", delete_propagation=policy)
@@ -329,7 +420,8 @@ def test_deletes_in_the_source_reach_the_warehouse(lake_env, any_source, policy)
 
 
 # 11 -------------------------------------------------------------------------------
-def test_new_nullable_source_column_is_added_and_recorded(any_source):
+@sources_and_warehouses()
+def test_new_nullable_source_column_is_added_and_recorded(lake_env, any_source):
     src = any_source
     src.create("orders")
     src.insert_orders(1, 24, day(0), HOUR)
@@ -339,7 +431,7 @@ def test_new_nullable_source_column_is_added_and_recorded(any_source):
     src.insert_orders(100, 5, day(1), HOUR)
     src.run_interval("orders", 1)
     src.assert_converged("orders")
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         history = conn.execute(
             "SELECT table_name, column_name, change, new_type FROM lockgate.schema_history"
         ).fetchall()
@@ -354,7 +446,8 @@ def test_new_nullable_source_column_is_added_and_recorded(any_source):
         ("ALTER TABLE orders DROP COLUMN amount", "column 'amount' was dropped in the source (old type DECIMAL(12,2)"),
     ],
 )
-def test_destructive_schema_change_fails_and_loads_nothing(any_source, change, message):
+@sources_and_warehouses()
+def test_destructive_schema_change_fails_and_loads_nothing(lake_env, any_source, change, message):
     src = any_source
     src.create("orders")
     src.insert_orders(1, 24, day(0), HOUR)

@@ -102,7 +102,7 @@ def _batch(raw_path: str) -> dict[int, datetime]:
 
 
 def _run_row(src, table: str, run_id: str) -> dict:
-    with warehouse.connect(src.settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(src.settings, read_only=True) as conn:
         return warehouse.run_status(conn, SOURCE, table, run_id)
 
 

@@ -1288,3 +1288,31 @@ def test_dockerignore_keeps_secrets_out_and_lets_copies_in(dockerfile):
     for sources, _ in dockerfile.copies():
         for src in sources:
             assert not ignored(src.rstrip("/")), f".dockerignore excludes {src}, which the Dockerfile copies"
+
+
+# ---------------------------------------------------------------------------------------
+# The warehouse: PostgreSQL's `warehouse` database, reached through one Airflow connection.
+
+
+def test_airflow_services_load_into_the_warehouse_database_postgres_init_creates(services, env_file, monkeypatch):
+    """Every Airflow service names the same PostgreSQL warehouse connection; it reaches the
+    postgres service's ``warehouse`` database (created by docker/postgres-init.sql) as the
+    database's user, with the password from .env; lockgate.settings reads the id."""
+    from airflow.models.connection import Connection
+    from lockgate.settings import load_settings
+
+    init_sql = (ROOT / "docker" / "postgres-init.sql").read_text(encoding="utf-8")
+    created = re.search(r"CREATE DATABASE (\w+)", init_sql).group(1)
+    pg_env = _environment(services["postgres"])
+    values = _read_env_file(env_file)
+    for name in AIRFLOW_SERVICES:
+        env = _environment(services[name])
+        conn_id = env.get("LOCKGATE_WAREHOUSE_CONN_ID")
+        assert conn_id, f"{name}: no LOCKGATE_WAREHOUSE_CONN_ID (the stack's warehouse is PostgreSQL)"
+        uri = env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+        assert uri, f"{name}: no AIRFLOW_CONN_{conn_id.upper()} for the warehouse connection"
+        conn = Connection(conn_id=conn_id, uri=uri)
+        assert (conn.conn_type, conn.host, conn.schema) == ("postgres", "postgres", created), f"{name}: {conn.host}/{conn.schema}"
+        assert (conn.login, conn.password) == (pg_env["POSTGRES_USER"], values["POSTGRES_PASSWORD"]), name
+        monkeypatch.setenv("LOCKGATE_WAREHOUSE_CONN_ID", conn_id)
+        assert load_settings().warehouse_conn_id == conn_id

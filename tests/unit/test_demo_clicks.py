@@ -115,7 +115,7 @@ def _run_day(config, table, day: date, version: int = 0) -> dict:
 
 
 def _ledger(settings) -> list[tuple]:
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         return conn.execute(
             "SELECT file_key, size, modified, sha256, interval_start, rows_in, rows_parsed, rows_rejected, status, "
             "taken_at FROM lockgate.landed_files ORDER BY file_key"
@@ -138,13 +138,13 @@ def test_the_shop_clicks_table_takes_each_day_once_and_a_second_demo_changes_not
     ledger = _ledger(settings)
     assert [(r[0], r[7], r[8]) for r in ledger] == [(f.key, 0, "taken") for f in sorted(files, key=lambda f: f.key)]
     assert {r[0]: r[6] for r in ledger} == {f.key: f.rows for f in files}  # rows parsed, per file
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         before = warehouse.table_fingerprint(conn, "shop", "clicks")
     assert before[0] == sum(per_day.values())
     # A second demo: the same files again, and the first day run again (a new version).
     assert not any(f.written for f in write_clicks(demo_landing_path(settings), shop_db, start=START, days=2))
     again = _run_day(config, table, START, version=1)
     assert again["extracted"]["rows"] == per_day["2026-01-01"]
-    with warehouse.connect(settings.warehouse, read_only=True) as conn:
+    with warehouse.connect(settings, read_only=True) as conn:
         assert warehouse.table_fingerprint(conn, "shop", "clicks") == before
     assert _ledger(settings) == ledger

@@ -116,11 +116,11 @@ def test_the_lake_views_read_s3_through_duckdb(lake_env):
     pq.write_table(pa.table({"order_id": [1, 2, 3]}), temp / "part-0.parquet")
     item = {"path": "part-0.parquet", "rows": 3, "bytes": (temp / "part-0.parquet").stat().st_size, "sha256": "-"}
     lake.seal(location, temp, {"rows": 3, "files": [item]})
-    with warehouse.connect(lake_env.warehouse) as conn:
+    with warehouse.connect(lake_env) as conn:
         warehouse.refresh_lake_view(conn, "shop", "orders", current_partitions(lake_env.lake_root, "shop", "orders", True))
         assert conn.execute("SELECT sum(order_id) FROM lake.shop__orders").fetchone()[0] == 6
     # A later connection (`lockgate sql`) gets the secret again: the view still reads.
-    with warehouse.connect(lake_env.warehouse, read_only=True) as conn:
+    with warehouse.connect(lake_env, read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM lake.shop__orders").fetchone()[0] == 3
 
 

@@ -70,10 +70,10 @@ def settings(lake_env):
     return load_settings()
 
 
-@pytest.mark.parametrize("lake_env", ["local", "s3"], indirect=True)
+@pytest.mark.parametrize("lake_env", ["local", "s3", "pg_warehouse"], indirect=True)
 def test_status_reads_the_warehouse_and_the_lake(settings):
     config = parse_source(SOURCE, "ui.yml")
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         warehouse.record_run(conn, "ui", "orders", "r1", status="published", rows_extracted=7, rows_loaded=7,
                              error=None, interval_start=NOW - timedelta(days=1))  # fmt: skip
         warehouse.record_run(conn, "ui", "orders", "r1", version=1, status="failed", error="boom: source gone")

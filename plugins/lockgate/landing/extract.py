@@ -75,7 +75,7 @@ def run_files_extract(config: SourceConfig, table: TableConfig, run: RunInfo, se
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         ledger.record(conn, config.source, table.name, (run.interval_start, end), run.run_id, run.version,
                       [r.result() for r in results])  # fmt: skip
     return {**lake.read_manifest(folder), "path": str(folder), "resumed": False}
@@ -93,7 +93,7 @@ def _claim(config: SourceConfig, table: TableConfig, run: RunInfo, settings: Set
     listed = zone.list_files(root, spec)
     end = location.interval_end
     candidates = [f for f in zone.ready(listed, root, spec, datetime.now(UTC)) if end is None or f.modified < end]
-    with warehouse.connect(settings.warehouse) as conn:
+    with warehouse.connect(settings) as conn:
         claim = ledger.claim(conn, config.source, table.name, (location.interval_start, end), run.run_id,
                              run.version, candidates)  # fmt: skip
     present = {f.key: f.identity() for f in listed}

@@ -43,6 +43,7 @@ def claim(conn, source: str, table: str, interval: tuple[datetime | None, dateti
     start, end = interval
     conn.execute("BEGIN TRANSACTION")
     try:
+        conn.lock_table(source, table)  # two runs of the table never claim the same file
         before = _claimed_in(conn, source, table, start, end)
         if before:
             conn.execute("COMMIT")

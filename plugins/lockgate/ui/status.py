@@ -167,11 +167,10 @@ class _Audit:
 def _read_audit(settings: Settings, source: str) -> tuple[_Audit, str | None]:
     from lockgate import warehouse
 
-    path = Path(settings.warehouse)
-    if not path.exists():
+    if not warehouse.exists(settings):
         return _Audit(), "no warehouse yet: nothing has been loaded"
     try:
-        with warehouse.connect(path, read_only=True, wait=10) as conn:
+        with warehouse.connect(settings, read_only=True, wait=10) as conn:
             return _audit_rows(conn, source), None
     except Exception as exc:  # noqa: BLE001 - a busy or older warehouse: say so on the page
         return _Audit(), f"the warehouse could not be read just now ({type(exc).__name__}); reload in a moment"
@@ -190,7 +189,7 @@ def _audit_rows(conn, source: str) -> _Audit:
     if "runs" in tables:
         cursor = conn.execute(
             "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY table_name ORDER BY started_at DESC) AS n "
-            "FROM lockgate.runs WHERE source = ?) WHERE n <= ? ORDER BY started_at",
+            "FROM lockgate.runs WHERE source = ?) AS r WHERE n <= ? ORDER BY started_at",
             [source, RUNS_SHOWN],
         )
         names = [d[0] for d in cursor.description]
