@@ -14,6 +14,8 @@ import pytest
 from lockgate import warehouse
 from lockgate.errors import SchemaDriftError
 
+from tests.conftest import WAREHOUSES
+
 UTC = UTC
 SCHEMA = [
     {"name": "id", "type": "bigint"},
@@ -194,3 +196,17 @@ def test_record_run_rejects_unknown_fields_and_updates_in_place(conn):
     assert (status["rows_extracted"], status["rows_loaded"], status["status"]) == (5, 5, "loaded")
     with pytest.raises(ValueError, match="unknown run fields"):
         warehouse.record_run(conn, "src", "t", "r1", rows_lost=1)
+
+
+@pytest.mark.parametrize("lake_env", WAREHOUSES, indirect=True)
+def test_lockgate_sql_prints_the_rows_and_names_what_is_wrong_with_a_query(lake_env, capsys):
+    """The README's `lockgate sql '<query>'` on each warehouse (its own SQL dialect)."""
+    from lockgate import cli
+
+    with warehouse.connect(lake_env) as wh:
+        wh.execute("CREATE TABLE lockgate.sql_probe AS SELECT 41 + 1 AS answer")
+    assert cli.main(["sql", "SELECT answer FROM lockgate.sql_probe"]) == 0
+    shown = capsys.readouterr().out
+    assert "answer" in shown and "42" in shown.replace("│", " ").split(), shown
+    assert cli.main(["sql", "SELECT * FROM lockgate.no_such_table"]) == 2
+    assert "no_such_table" in capsys.readouterr().err
