@@ -661,26 +661,6 @@ def _sum_text(totals: list[str | None]) -> str | None:
         return str(sum((Decimal(v) for v in values), Decimal(0)))
 
 
-def sample_table(spark, source: JdbcSource, table: TableConfig, rows: int):
-    """Up to ``rows`` rows of the table, typed as an extract would type them."""
-    try:
-        setup = _prepare_columns(spark, source, table, "1=1", "")  # the columns an extract would read
-        options = {
-            **source.jdbc_options(),
-            "dbtable": f"(SELECT * FROM {relation(source, table, setup.select)} LIMIT {int(rows)}) lockgate_sample",
-            "fetchsize": str(table.fetch_size),
-            "preferTimestampNTZ": "true",
-        }
-        if setup.custom_schema:
-            options["customSchema"] = setup.custom_schema
-        df = spark.read.format("jdbc").options(**options).load()
-        return hash_in_spark(apply_casts(df, setup.casts), setup.spark_hashed).cache()
-    except Exception as exc:
-        if exc.__class__.__module__.startswith(_CLIENT_ERRORS):
-            raise _explain_source_error(exc, source, table.source_name) from None
-        raise
-
-
 def stored_plan(settings: Settings, source: str, table: str, run_id: str, version: int) -> Plan | None:
     """The plan an earlier attempt of this run version stored, if any."""
     path = lake.plan_path(settings.lake_root, source, table, run_id, version)

@@ -186,7 +186,7 @@ def run_summary(settings: Settings, source: str, since: datetime | None = None) 
         sql = (
             "SELECT run_id, table_name, interval_start, interval_end, mode, rows_extracted, rows_validated, "
             "rows_loaded, rows_quarantined, validation_status, rules_evaluated, rules_failed, status, raw_path, "
-            "quality_report, error, coalesce(version, 0) AS version "
+            "quality_report, error, coalesce(version, 0) AS version, cross_run_status "
             "FROM lockgate.runs WHERE source = ?"
         )
         params: list = [source]
@@ -230,6 +230,8 @@ def print_summary(rows: list[dict], out=sys.stdout) -> None:
             interval = "full snapshot"
         version = f" v{r['version']}" if r.get("version") else ""  # a reprocess: the run's n-th clear
         rules = f"{r['validation_status'] or '-'} ({(r['rules_evaluated'] or 0) - (r['rules_failed'] or 0)}/{r['rules_evaluated'] or 0} rules)"
+        if r.get("cross_run_status") in ("warned", "failed"):  # checks across runs (lockgate.cross_run)
+            rules += f", across runs {r['cross_run_status']}"
         print(
             f"{interval:<23} {r['table_name']:<12} {r['mode'] or '-':<6} {r['rows_extracted'] or 0:>9} "
             f"{r['rows_validated'] or 0:>9} {r['rows_loaded'] or 0:>8} {r['rows_quarantined'] or 0:>8}  {rules}  "
@@ -497,34 +499,38 @@ def cmd_prune_lake(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest_suite(args: argparse.Namespace) -> int:
-    """Write a baseline suite for a table from its source schema and a sample."""
+    """Propose a suite for a table from its source's catalog and statistics, print a
+    review of each column (what was proposed and why, what was not and why) and write it."""
     import json
+    import logging
 
-    from lockgate import quality
+    from lockgate import quality, suggest
     from lockgate.config import load_source
     from lockgate.sources import resolve_source
-    from lockgate.spark import get_spark
-    from spark_jobs.extract import sample_table
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its import logs to stdout, a page of it
     settings = load_settings()
     config = load_source(settings.sources_dir, args.source)
     table = config.table(args.table)
     if table.files is not None:
         print(f"error: {config.source}.{table.name} reads files; suggest-suite samples a database table", file=sys.stderr)
         return 2
+    if args.sample < 2:
+        print(f"error: --sample must be at least 2 rows (got {args.sample})", file=sys.stderr)
+        return 2
     target = settings.expectations_dir / config.source / f"{table.name}.json"
     if target.exists() and not args.force:
         print(f"error: {target} exists; review it, or pass --force to replace it", file=sys.stderr)
         return 2
-    spark = get_spark("lockgate-suggest-suite")
-    df = sample_table(spark, resolve_source(config.connection), table, args.sample)
-    suite = quality.suggest_suite(
-        df, name=f"{config.source}.{table.name}", primary_key=table.primary_key, sample_rows=args.sample
-    )
+    name = f"{config.source}.{table.name}"
+    suggestion = suggest.suggest_suite(resolve_source(config.connection), table, name=name, sample_rows=args.sample)
+    suite = suggestion.suite()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(suite, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     quality.load_suite(settings.expectations_dir, f"{config.source}/{table.name}")  # it must load
-    print(f"wrote {target}: {len(suite['expectations'])} expectations from {suite['meta']['sample_rows']} rows")
+    print(f"{name}: {suggestion.profiled()}")
+    print("\n".join(f"  {line}" for line in suggestion.summary()))
+    print(f"wrote {target}: {len(suite['expectations'])} expectations; review them (meta.evidence says where each came from)")
     print(f"add `expectations: {config.source}/{table.name}` to the table in dags/sources/{config.source}.yml")
     return 0
 
@@ -593,10 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     prune.add_argument("--keep", help="retention, e.g. 30d (default: the source's raw_retention)")
     prune.add_argument("--dry-run", action="store_true")
     prune.set_defaults(func=cmd_prune_lake)
-    suggest = sub.add_parser("suggest-suite", help="write a baseline expectation suite from a source sample")
+    suggest = sub.add_parser(
+        "suggest-suite", help="propose an expectation suite from the source's catalog and statistics, for review"
+    )
     suggest.add_argument("source")
     suggest.add_argument("table")
-    suggest.add_argument("--sample", type=int, default=10_000, help="rows to sample (default 10000)")
+    suggest.add_argument("--sample", type=int, default=10_000,
+                         help="rows to sample, spread over the table (default 10000)")  # fmt: skip
     suggest.add_argument("--force", action="store_true", help="replace an existing suite")
     suggest.set_defaults(func=cmd_suggest_suite)
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")

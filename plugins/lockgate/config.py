@@ -80,6 +80,41 @@ class WaitConfig(_Model):
     poke_interval: Duration = timedelta(seconds=60)
 
 
+CheckPolicy = Literal["off", "warn", "fail"]
+
+
+class CrossRunConfig(_Model):
+    """Checks of a batch against the table's recent runs (:mod:`lockgate.cross_run`).
+
+    Args:
+        row_count: the batch's rows against the trend of the recent runs.
+        freshness_lag: how far before the interval end the newest cursor lies, against
+            the recent lags (time cursors).
+        null_rate: each column's share of NULLs against its recent rates.
+        history: how many recent published intervals are compared.
+        min_history: fewer earlier runs than this and a check is skipped.
+        band: the width of the accepted band in robust standard deviations (scaled MADs).
+        row_count_tolerance: a row count within this share of the expected count is
+            never an anomaly (0.25: ±25%).
+
+    Each policy is ``warn`` (record, log, load), ``fail`` (stop the batch) or ``off``.
+    """
+
+    row_count: CheckPolicy = "warn"
+    freshness_lag: CheckPolicy = "warn"
+    null_rate: CheckPolicy = "warn"
+    history: int = Field(default=14, ge=3, le=366)
+    min_history: int = Field(default=5, ge=2, le=366)
+    band: float = Field(default=4.0, gt=0, le=100)
+    row_count_tolerance: float = Field(default=0.25, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _enough(self) -> CrossRunConfig:
+        if self.min_history > self.history:
+            raise ValueError(f"min_history ({self.min_history}) cannot exceed history ({self.history})")
+        return self
+
+
 class FilesConfig(_Model):
     """A table read from files that an application drops in a landing zone (TSV/CSV,
     gzip or plain), instead of from a database (:mod:`lockgate.landing`).
@@ -198,6 +233,8 @@ class TableConfig(_Model):
             accepted by the model (see the README for their status).
         load_parallelism: a PostgreSQL warehouse loads the batch by this many parallel
             ``COPY`` streams (default: the cores), within ``LOCKGATE_WAREHOUSE_MAX_CONNECTIONS``.
+        checks: checks of each batch against the table's recent runs
+            (:class:`CrossRunConfig`): row count, freshness lag and NULL rates, ``warn`` by default.
     """
 
     name: str = Field(pattern=_IDENT)
@@ -226,6 +263,8 @@ class TableConfig(_Model):
     hash_columns: list[ColumnName] = Field(default_factory=list)
     #: Read from files in a landing zone instead of the source database.
     files: FilesConfig | None = None
+    #: Checks against the table's recent runs (row count, freshness lag, NULL rates).
+    checks: CrossRunConfig = Field(default_factory=CrossRunConfig)
 
     @field_validator("lookback", mode="before")
     @classmethod

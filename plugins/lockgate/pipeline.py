@@ -9,6 +9,7 @@ finished stage changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -274,6 +275,35 @@ def table_checks(table: TableConfig, manifest: dict[str, Any]) -> list[Any]:
     return checks
 
 
+def _cross_run(table: TableConfig, manifest: dict[str, Any], files: list[str], window: Slice, history: list[tuple]):
+    """The batch against the table's recent published intervals (:mod:`lockgate.cross_run`)."""
+    from lockgate import cross_run
+
+    interval = None
+    if window.interval_start and window.interval_end:
+        interval = (window.interval_end - window.interval_start).total_seconds()
+    span = cross_run.slice_span(window.lo, window.hi, table.incremental)
+    batch = cross_run.batch_profile(manifest, files, window.interval_end if table.incremental else None, span)
+    return cross_run.evaluate(
+        batch,
+        window.interval_end or datetime.now(UTC),
+        cross_run.past_runs(history, table.checks.history, table.incremental),
+        table.checks,
+        interval_seconds=interval,
+        max_span=interval + table.lookback.total_seconds() if interval else None,
+    )
+
+
+def _cross_run_fields(outcome) -> dict[str, Any]:
+    batch = outcome.batch
+    return {
+        "freshness_lag_seconds": batch.freshness_lag,
+        "null_counts": json.dumps(batch.null_counts, sort_keys=True),
+        "cross_run_status": outcome.status,
+        "cross_run_checks": outcome.to_json(),
+    }
+
+
 @observe.stage("validate")  # metrics and OpenLineage events (lockgate.observe)
 def validate_stage(
     config: SourceConfig,
@@ -319,6 +349,10 @@ def validate_stage(
             }
         # Destructive schema drift is reported before any rule runs (nothing is loaded).
         warehouse.check_schema(conn, config.source, table.name, manifest["schema"])
+        window = Slice.from_dict(manifest["slice"])
+        history = warehouse.recent_profiles(
+            conn, config.source, table.name, run.run_id, window.interval_end, table.checks.history
+        )
     suite = (
         quality.load_suite(settings.expectations_dir, table.expectations)
         if table.expectations
@@ -358,6 +392,7 @@ def validate_stage(
                 run_name=run.run_id,
             )
     checks = table_checks(table, manifest)
+    across = _cross_run(table, manifest, files, window, history)
     if report is None and checks:
         report = quality.ValidationReport(
             table=f"{config.source}.{table.name}", suite="lockgate", success=True, evaluated=0, passed=0,
@@ -370,7 +405,9 @@ def validate_stage(
     success = report is None or report.success
     broken = report.failed_rules() if report else []
     row_level = all(r.row_predicate and not r.exception for r in broken)
-    if success:
+    if across.status == "failed":
+        status = "failed"
+    elif success:
         status = "passed"
     elif table.on_quality_failure == "warn":
         status = "warned"
@@ -381,14 +418,18 @@ def validate_stage(
     if report is not None:
         path = quality_report_path(settings, config.source, table.name, run.run_id, version)
         faults.hit("validate.before_report", table.name)
-        quality.write_report(report, path, extra={"status": status, "policy": table.on_quality_failure})
+        extra = {"status": status, "policy": table.on_quality_failure, "cross_run": json.loads(across.to_json())}
+        quality.write_report(report, path, extra=extra)
     seconds = round(time.monotonic() - started, 3)
     message = None
     if not success:
         message = report.failure_message()
+    if across.status == "failed":
+        message = "\n".join(filter(None, [message, f"{config.source}.{table.name}: {across.message()}"]))
+    if message:
         if status == "failed":
             message += "\nthe batch was not loaded"
-            if table.on_quality_failure == "quarantine":
+            if table.on_quality_failure == "quarantine" and not success:
                 message += " (a table-level rule failed: rows cannot be set aside)"
         elif status == "quarantine":
             message += "\nrows breaking these rules are quarantined; the rest loads"
@@ -411,6 +452,7 @@ def validate_stage(
             validate_seconds=seconds,
             status="validated" if status != "failed" else "failed",
             error=message,
+            **_cross_run_fields(across),
         )
     if path:
         log.info("%s.%s: quality report %s", config.source, table.name, path)
@@ -420,6 +462,8 @@ def validate_stage(
         raise quality.QualityError(message, report)
     if message:
         log.warning("%s", message)
+    if across.status == "warned":
+        log.warning("%s.%s: %s\nloaded anyway (policy warn)", config.source, table.name, across.message())
     return {
         "status": status,
         "rules_evaluated": report.evaluated if report else 0,

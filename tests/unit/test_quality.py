@@ -101,32 +101,6 @@ def test_passing_batch(spark):
     assert report.success and report.evaluated == report.passed == 1 and report.failed == 0
 
 
-def test_suggested_suite_describes_the_sample_and_passes_on_it(spark, tmp_path):
-    from decimal import Decimal
-
-    rows = [(i, f"user{i}@example.com", ["new", "active", "closed"][i % 3], Decimal(i) / 4, None if i % 5 else "x")
-            for i in range(1, 61)]  # fmt: skip
-    df = spark.createDataFrame(
-        rows, "id bigint not null, email string not null, state string, amount decimal(12,2), note string"
-    )
-    suite = quality.suggest_suite(df, name="s.t", primary_key=["id"], sample_rows=60)
-    kinds = [(e["type"], e["kwargs"].get("column")) for e in suite["expectations"]]
-    assert ("expect_column_values_to_be_unique", "id") in kinds
-    assert ("expect_column_values_to_not_be_null", "email") in kinds  # NOT NULL in the source
-    assert ("expect_column_values_to_not_be_null", "note") not in kinds
-    between = {e["kwargs"]["column"]: (e["kwargs"]["min_value"], e["kwargs"]["max_value"])
-               for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_between"}  # fmt: skip
-    assert between == {"id": (1, 60), "amount": (0.25, 15.0)}
-    sets = {e["kwargs"]["column"]: e["kwargs"]["value_set"] for e in suite["expectations"]
-            if e["type"] == "expect_column_values_to_be_in_set"}  # fmt: skip
-    assert sets == {"state": ["active", "closed", "new"], "note": ["x"]}  # email has too many values for a set
-    path = _write(tmp_path, "s/t", suite)
-    loaded = quality.load_suite(tmp_path, "s/t")
-    assert loaded["path"] == str(path)
-    report = quality.validate_dataframe(df, loaded, table="s.t", row_count=60)
-    assert report.success, report.failure_message()
-
-
 @pytest.mark.parametrize(
     ("kind", "kwargs", "broken", "fine"),
     [

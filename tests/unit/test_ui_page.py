@@ -58,6 +58,28 @@ def test_values_from_the_audit_trail_are_escaped_everywhere(lake_env):
     assert "a%2F..%2Fb%26c%3Dd" in link
 
 
+def test_checks_across_runs_show_in_the_runs_table_with_their_anomalies():
+    from dataclasses import replace
+
+    from lockgate.ui.status import _cross_run_notes
+
+    recorded = json.dumps([
+        {"check": "row_count", "column": None, "status": "warned", "message": "60 rows; expected 300 <b>"},
+        {"check": "null_rate", "column": "note", "status": "passed", "message": "10.0% NULL"},
+        {"check": "null_rate", "column": "kind", "status": "failed", "message": "90.0% NULL"},
+    ])  # fmt: skip
+    notes = _cross_run_notes(recorded)
+    assert notes == ("row_count warned: 60 rows; expected 300 <b>", "null_rate(kind) failed: 90.0% NULL")
+    assert _cross_run_notes("not json") == () and _cross_run_notes(None) == ()
+    quiet = replace(run("r1"), cross_run_status="skipped")
+    noisy = replace(run("r2", day=2), cross_run_status="warned", cross_run_notes=notes)
+    html = pages._table_card("/lockgate", "ingest_ui", table("orders", [quiet, noisy]))
+    assert "<th>across runs</th>" in html
+    assert "<td class='warn cross-run' title='row_count warned: 60 rows; expected 300 &lt;b&gt;" in html
+    assert "<td class='muted cross-run' title=''>skipped</td>" in html
+    assert "Checks across runs in the last run:" in html and "<li>null_rate(kind) failed: 90.0% NULL</li>" in html
+
+
 def test_chart_scale_and_bars():
     assert [charts._nice_max(v) for v in (0, 1, 3, 7, 120, 5000)] == [1, 1, 5, 10, 200, 5000]
     svg = charts.rows_chart([run("r1", loaded=50), run("r2", loaded=100)], title="t")

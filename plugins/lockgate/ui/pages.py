@@ -163,7 +163,9 @@ def _grid(css_class: str, headers: Sequence[str], rows: str) -> str:
     return f"<table class='{css_class}'><tr>{head}</tr>{rows}</table>"
 
 
-RUN_COLUMNS = ("run", "interval", "status", "extracted", "loaded", "quarantined", "validation", "seconds", "")
+RUN_COLUMNS = (
+    "run", "interval", "status", "extracted", "loaded", "quarantined", "validation", "across runs", "seconds", "",
+)  # fmt: skip
 
 
 def _runs_table(prefix: str, dag_id: str, table: TableStatus) -> str:
@@ -172,7 +174,10 @@ def _runs_table(prefix: str, dag_id: str, table: TableStatus) -> str:
     rows = "".join(_run_row(prefix, dag_id, table.name, r) for r in reversed(table.runs[-15:]))
     failed = "".join(f"<li>{escape(rule)}</li>" for rule in table.failed_rules)
     failed_html = f"<p>Failed rules in the last run:</p><ul class='failed-rules'>{failed}</ul>" if failed else ""
-    return "<h3>Runs</h3>" + failed_html + _grid("runs", RUN_COLUMNS, rows)
+    last = table.runs[-1]
+    notes = "".join(f"<li>{escape(note)}</li>" for note in last.cross_run_notes)
+    notes_html = f"<p>Checks across runs in the last run:</p><ul class='cross-run'>{notes}</ul>" if notes else ""
+    return "<h3>Runs</h3>" + failed_html + notes_html + _grid("runs", RUN_COLUMNS, rows)
 
 
 def _run_row(prefix: str, dag_id: str, table: str, run: RunPoint) -> str:
@@ -187,8 +192,16 @@ def _run_row(prefix: str, dag_id: str, table: str, run: RunPoint) -> str:
         f"<td class='num'>{run.rows_extracted:,}</td><td class='num'>{run.rows_loaded:,}</td>"
         f"<td class='num'>{run.rows_quarantined:,}</td>"
         f"<td class='{_status_class(run.validation_status)}'>{escape(validation)}</td>"
-        f"<td class='num'>{run.seconds:.1f}</td><td>{docs}</td></tr>"
+        f"{_cross_run_cell(run)}<td class='num'>{run.seconds:.1f}</td><td>{docs}</td></tr>"
     )
+
+
+def _cross_run_cell(run: RunPoint) -> str:
+    """The outcome of the checks across runs; the anomalies in the cell's tooltip."""
+    status = run.cross_run_status or "—"
+    title = escape("\n".join(run.cross_run_notes)) if run.cross_run_notes else ""
+    css = _status_class(status) if run.cross_run_status not in (None, "skipped") else "muted"
+    return f"<td class='{css} cross-run' title='{title}'>{escape(status)}</td>"
 
 
 def _lake_table(table: TableStatus) -> str:

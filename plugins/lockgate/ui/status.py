@@ -45,6 +45,9 @@ class RunPoint:
     error: str | None
     replayed_from: str | None
     seconds: float
+    #: Checks across runs (:mod:`lockgate.cross_run`): the outcome and each anomaly's line.
+    cross_run_status: str | None = None
+    cross_run_notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -223,6 +226,21 @@ def _run_point(record: dict[str, Any]) -> RunPoint:
         error=record.get("error"),
         replayed_from=record.get("replayed_from"),
         seconds=seconds,
+        cross_run_status=record.get("cross_run_status"),
+        cross_run_notes=_cross_run_notes(record.get("cross_run_checks")),
+    )
+
+
+def _cross_run_notes(text: str | None) -> tuple[str, ...]:
+    """The anomalies' lines of a run's recorded cross-run checks."""
+    try:
+        checks = json.loads(text) if text else []
+    except ValueError:
+        return ()
+    return tuple(
+        f"{c['check']}{'(' + c['column'] + ')' if c.get('column') else ''} {c['status']}: {c['message']}"
+        for c in checks
+        if isinstance(c, dict) and c.get("status") in ("warned", "failed")
     )
 
 

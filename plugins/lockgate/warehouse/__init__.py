@@ -17,6 +17,7 @@ from lockgate.warehouse.audit import (
     get_watermark,
     newer_reads,
     read_positions,
+    recent_profiles,
     record_run,
     run_status,
     save_state,
@@ -28,7 +29,7 @@ from lockgate.warehouse.schema import check_schema, reconcile_schema, table_colu
 
 __all__ = [
     "LOCK_WAIT_SECONDS", "RESERVED_SCHEMAS", "Batch", "QueryError", "Staged", "Warehouse", "check_schema", "connect",
-    "get_state", "get_watermark", "load_files", "newer_reads", "propagate_deletes", "read_positions",
+    "get_state", "get_watermark", "load_files", "newer_reads", "propagate_deletes", "read_positions", "recent_profiles",
     "reconcile_schema", "record_run", "refresh_lake_view", "run_status", "save_state", "table_columns",
     "table_fingerprint", "exists", "lake_catalog", "q",
 ]  # fmt: skip

@@ -13,7 +13,8 @@ _RUN_COLUMNS = {
     "rows_extracted", "rows_validated", "rows_loaded", "rows_quarantined", "rules_evaluated", "rules_failed",
     "validation_status", "quality_report", "status", "error", "extract_seconds", "validate_seconds",
     "load_seconds", "safe_hi", "rows_deleted", "rules_passed", "read_at", "replayed_from", "rows_null_cursor",
-    "slice_lo_id", "slice_hi_id", "safe_hi_id",
+    "slice_lo_id", "slice_hi_id", "safe_hi_id", "freshness_lag_seconds", "null_counts", "cross_run_status",
+    "cross_run_checks",
 }  # fmt: skip
 _ID_COLUMNS = {"slice_lo", "slice_hi", "safe_hi"}
 _RUN_KEY = "source = ? AND table_name = ? AND run_id = ? AND coalesce(version, 0) = ?"
@@ -118,3 +119,28 @@ def read_positions(conn, source: str, table: str) -> list[tuple[int, datetime]]:
     ).fetchall()
 
 
+
+
+def recent_profiles(
+    conn, source: str, table: str, run_id: str, before: datetime | None, limit: int
+):
+    """``(interval end or start time, rows, freshness lag, null counts JSON, slice lo,
+    slice hi)`` of the
+    table's published runs of other intervals (before ``before`` when given), newest
+    first, one per interval: its newest version (:mod:`lockgate.cross_run`)."""
+    rows = conn.execute(
+        "SELECT coalesce(interval_end, started_at) AS moment, rows_extracted, freshness_lag_seconds, null_counts, "
+        "slice_lo, slice_lo_id, slice_hi, slice_hi_id "
+        "FROM lockgate.runs WHERE source = ? AND table_name = ? AND status = 'published' AND run_id <> ? "
+        "AND rows_extracted IS NOT NULL "
+        "AND (CAST(? AS TIMESTAMPTZ) IS NULL OR coalesce(interval_end, started_at) < CAST(? AS TIMESTAMPTZ)) "
+        "ORDER BY moment DESC, updated_at DESC LIMIT ?",
+        [source, table, run_id, before, before, 4 * limit],
+    ).fetchall()
+    seen: set[datetime] = set()
+    newest = []
+    for at, count, lag, nulls, lo, lo_id, hi, hi_id in rows:
+        if at not in seen:
+            seen.add(at)
+            newest.append((at, count, lag, nulls, _either(lo_id, lo), _either(hi_id, hi)))
+    return newest[:limit]

@@ -56,6 +56,11 @@ ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS rows_null_cursor BIGINT;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS slice_lo_id BIGINT;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS slice_hi_id BIGINT;
 ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS safe_hi_id BIGINT;
+-- Checks across runs (lockgate.cross_run): the batch's measures and the outcome.
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS freshness_lag_seconds DOUBLE PRECISION;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS null_counts VARCHAR;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS cross_run_status VARCHAR;
+ALTER TABLE lockgate.runs ADD COLUMN IF NOT EXISTS cross_run_checks VARCHAR;
 ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS watermark_id BIGINT;
 ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_from_id BIGINT;
 ALTER TABLE lockgate.state ADD COLUMN IF NOT EXISTS reread_until_id BIGINT;
