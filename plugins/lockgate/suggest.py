@@ -1,6 +1,6 @@
 """Propose an expectation suite for a source table from its catalog and statistics.
 
-``lockgate suggest-suite`` profiles the table (:mod:`lockgate.profile`) and proposes
+``lockgate suggest-suite`` profiles the table (:mod:`lockgate.source_profile`) and proposes
 only rules that the next batch should pass too:
 
 - the columns present (``expect_table_columns_to_match_set``, not exact);
@@ -32,7 +32,7 @@ from typing import Any
 
 from lockgate import cursors
 from lockgate.config import TableConfig
-from lockgate.profile import NUMERIC_KINDS, ColumnProfile, TableProfile, connect, profile_table
+from lockgate.source_profile import NUMERIC_KINDS, ColumnProfile, TableProfile, connect, profile_table
 from lockgate.sources import JdbcSource
 
 MAX_SET = 10

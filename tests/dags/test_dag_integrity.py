@@ -231,3 +231,17 @@ def test_catchup_is_a_per_source_setting(tmp_path, monkeypatch, catchup):
 
 def test_shop_dag_keeps_catchup_off_by_default(dagbag):
     assert dagbag.dags["ingest_shop"].catchup is False
+
+
+def test_no_module_shadows_the_standard_library():
+    """Airflow's task processes may have a plugin package's own folder on ``sys.path``: a
+    module ``plugins/lockgate/profile.py`` broke every extract (``import cProfile`` found it
+    instead of the standard ``profile``)."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    modules = {p.stem for folder in ("plugins", "dags", "spark_jobs") for p in (root / folder).rglob("*.py")}
+    modules |= {p.name for folder in ("plugins", "dags", "spark_jobs") for p in (root / folder).rglob("*") if p.is_dir()}
+    assert "lockgate" in modules and "cross_run" in modules
+    assert sorted(modules & set(sys.stdlib_module_names)) == []

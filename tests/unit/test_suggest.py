@@ -144,7 +144,7 @@ def test_growth_and_ceilings_from_the_halves_of_a_sample():
     sequence, a falling count and a noisy rising price move; a cap is reached again."""
     import random
 
-    from lockgate.profile import Halves
+    from lockgate.source_profile import Halves
 
     rng = random.Random(7)
     for _ in range(300):
@@ -158,7 +158,7 @@ def test_growth_and_ceilings_from_the_halves_of_a_sample():
 
 
 def test_integer_columns_named_like_identifiers():
-    from lockgate.profile import ColumnProfile
+    from lockgate.source_profile import ColumnProfile
 
     ids = ["id", "ID", "customer_id", "STAFF_ID", "sort_key", "CustomerId", "storeID", "ParentKey"]
     others = ["paid", "valid", "monkey", "hockey", "quantity", "idle", "key_count", "Paid"]
