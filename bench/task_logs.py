@@ -58,7 +58,7 @@ STAGE_MARKERS = {
     ],
     "validate": [
         Marker("import Great Expectations", r"Multiple declarations of metric"),
-        Marker("read the manifest and suite, check the schema", r": (validated on Spark|\d+ rows validated in process)"),
+        Marker("read the manifest and suite, check the schema", r": validated by GX on (pandas|duckdb|spark) "),
         Marker("GX validation (scans) + report + Data Docs", r": quality report"),
     ],
     "load": [Marker("DuckDB load (one transaction)", r": loaded \d+ rows \(|already loaded")],

@@ -304,6 +304,22 @@ def _cross_run_fields(outcome) -> dict[str, Any]:
     }
 
 
+def _batch_for(engine: str, files: list[str], local: list[str], suite: dict[str, Any], settings: Settings, spark):
+    """The batch as the chosen GX engine reads it."""
+    from lockgate import quality
+
+    if engine == "pandas":
+        return quality.read_batch_pandas(files)
+    if engine == "duckdb":
+        from lockgate import gx_duckdb
+
+        return gx_duckdb.batch(files, quality.columns_read(suite), settings)
+    # Every scan reads only the Parquet columns the rules use. Not cached: building
+    # Spark's in-memory cache costs about three such scans (measured on the benchmark
+    # table), more than the scans GX's bundled metrics make.
+    return quality.prune_for_rules(spark.read.parquet(*local), suite)
+
+
 @observe.stage("validate")  # metrics and OpenLineage events (lockgate.observe)
 def validate_stage(
     config: SourceConfig,
@@ -362,27 +378,15 @@ def validate_stage(
     files = lake.data_files(raw_path, manifest)
     report = None
     if files and suite["expectations"]:
-        spark_reason = (
-            quality.in_process_reason(suite, manifest["schema"])
-            if manifest["rows"] <= quality.IN_PROCESS_ROWS
-            else f"{manifest['rows']:,} rows"
-        )
-        if spark_reason is None:
-            log.info("%s.%s: %s rows validated in process (GX pandas engine)", config.source, table.name, manifest["rows"])
-            df = quality.read_batch_pandas(files)
-        else:
-            log.info("%s.%s: validated on Spark (%s)", config.source, table.name, spark_reason)
-            if spark is None:
-                from lockgate.spark import get_spark
+        engine, why = quality.choose_engine(suite, manifest["schema"], manifest["rows"], settings.validation_engine)
+        log.info("%s.%s: validated by GX on %s (%s)", config.source, table.name, engine, why)
+        if engine == "spark" and spark is None:
+            from lockgate.spark import get_spark
 
-                spark = get_spark(f"lockgate-validate-{config.source}")
-        spark_files = files if spark_reason is not None else []  # Spark reads local copies of S3 objects
+            spark = get_spark(f"lockgate-validate-{config.source}")
+        spark_files = files if engine == "spark" else []  # Spark reads local copies of S3 objects
         with lake.local_copies(spark_files, settings.stage_root / "validate" / lake.run_folder(run.run_id, version)) as local:
-            if spark_reason is not None:
-                # Every scan reads only the Parquet columns the rules use. Not cached: building
-                # Spark's in-memory cache costs about three such scans (measured on the
-                # benchmark table), more than the scans GX's bundled metrics make.
-                df = quality.prune_for_rules(spark.read.parquet(*local), suite)
+            df = _batch_for(engine, files, local, suite, settings, spark)
             report = quality.validate_dataframe(
                 df,
                 suite,

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 log = logging.getLogger("lockgate")
 
 #: What the four stages import, heaviest first (GX, its pandas engine, Spark's Python
-#: side, DuckDB, the lineage adapter), and the DAG factory that every task parses.
+#: side, DuckDB and its SQLAlchemy dialect for GX, the lineage adapter), and the DAG
+#: factory that every task parses.
 MODULES = (
     "great_expectations",
     "great_expectations.expectations",
@@ -37,6 +38,7 @@ MODULES = (
     "lockgate.dag_factory",
     "lockgate.pipeline",
     "lockgate.quality",
+    "lockgate.gx_duckdb",
     "lockgate.lineage",
     "spark_jobs.extract",
 )

@@ -13,12 +13,13 @@ checked when it is loaded: an unknown expectation or a wrong argument is a
 :class:`~lockgate.errors.ConfigError` that names the file, the expectation and the
 argument, before any data is read.
 
-Validation uses an ephemeral GX context (nothing is written to a ``gx/`` folder) and a
-whole-DataFrame batch on the Spark DataFrame the caller passes in, so the data never
-leaves Spark. A small batch (at most :data:`IN_PROCESS_ROWS` rows) whose rules mean
-exactly the same on GX's pandas engine (:func:`in_process_reason`) is validated by
-that engine in the calling process instead: the same suite, report and Data Docs page,
-without the Spark jobs (about 20 of them, ~0.8 s, for a 1,000-row interval). GX is
+Validation uses an ephemeral GX context (nothing is written to a ``gx/`` folder) and one
+of three engines (:func:`choose_engine`): a small batch (at most :data:`IN_PROCESS_ROWS`
+rows) whose rules mean exactly the same on GX's pandas engine (:func:`in_process_reason`)
+is validated by that engine in the calling process; a larger one whose rules mean the
+same in DuckDB's SQL by GX's SQL engine on DuckDB over the sealed Parquet files
+(:mod:`lockgate.gx_duckdb`); anything else as a whole-DataFrame batch on the Spark
+DataFrame the caller passes in. Same suite, report and Data Docs page on each. GX is
 imported inside the functions: DAG parsing stays light.
 """
 
@@ -111,6 +112,8 @@ class ValidationReport:
     validated_at: str
     gx_version: str
     docs_page: str | None = None
+    #: GX's engine for the suite: pandas (small batches), duckdb or spark.
+    engine: str | None = None
 
     def add(self, result: RuleResult) -> None:
         """Add a check Lockgate evaluated itself (row count, freshness, ...)."""
@@ -298,15 +301,18 @@ def columns_read(suite: dict[str, Any]) -> set[str] | None:
 #: A batch of at most this many rows may be validated by GX's pandas engine in process.
 IN_PROCESS_ROWS = 50_000
 
-# Rules that read no values, or only whether a value is missing or repeated: the same
-# on both engines for every column type except floating point (see below).
+# Rules that read only whether a value is missing or repeated: the same on every engine
+# for every column type except floating point (see below).
 _ANY_COLUMN = {
-    "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
-    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
-    "expect_table_column_count_to_equal", "expect_column_to_exist",
     "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
     "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
     "expect_select_column_values_to_be_unique_within_record",
+}  # fmt: skip
+# Rules that read no values at all (names, counts): the same on every engine.
+_SCHEMA_RULES = {
+    "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
+    "expect_table_column_count_to_equal", "expect_column_to_exist",
 }  # fmt: skip
 _TEXT_RULES = {
     "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
@@ -355,9 +361,10 @@ def _portable_regex(pattern: Any) -> bool:
     return all(not c.isalnum() or c in "xuntr" for c in _REGEX_ESCAPE.findall(pattern))
 
 
-def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> str | None:
+def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]], *, regexes: bool = True) -> str | None:
     """Why the suite must run on Spark for a batch with this (manifest) schema, or
-    ``None`` when every rule means the same on GX's pandas engine.
+    ``None`` when every rule means the same on GX's pandas engine — and on its SQL
+    engine over DuckDB when ``regexes`` is false (DuckDB's RE2 is not Java's regex).
 
     The rules allowed are those whose outcome cannot depend on the engine: presence,
     uniqueness and schema rules on any column but floating point ones (pandas treats
@@ -374,6 +381,8 @@ def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> st
         kwargs = spec.get("kwargs") or {}
         if kwargs.get("row_condition"):
             return f"{kind} has a row_condition"
+        if kind in _SCHEMA_RULES:
+            continue  # names and counts only, whatever the columns hold
         columns = [kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)]
         columns += [str(c) for c in kwargs.get("column_list") or []]
         found = [kinds.get(c) for c in columns]
@@ -382,7 +391,7 @@ def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> st
         if kind in _ANY_COLUMN:
             continue
         if kind in _TEXT_RULES and found and set(found) == {"text"}:
-            if "regex" not in kwargs or _portable_regex(kwargs["regex"]):
+            if "regex" not in kwargs or (regexes and _portable_regex(kwargs["regex"])):
                 continue
         if kind == "expect_column_values_to_be_between" and found == ["number"]:
             if all(kwargs.get(k) is None or _is_number(kwargs.get(k)) for k in ("min_value", "max_value")):
@@ -394,6 +403,22 @@ def in_process_reason(suite: dict[str, Any], schema: list[dict[str, Any]]) -> st
                 continue
         return f"{kind} on {', '.join(columns) or 'the table'} is evaluated by Spark"
     return None
+
+
+def choose_engine(suite: dict[str, Any], schema: list[dict[str, Any]], rows: int, setting: str = "auto") -> tuple[str, str]:
+    """GX's engine for a batch and why: ``pandas`` in process for a small batch whose
+    rules mean the same there, else ``duckdb`` when they mean the same in DuckDB's SQL
+    (``setting`` ``auto``), else ``spark``."""
+    small = rows <= IN_PROCESS_ROWS
+    reason = in_process_reason(suite, schema) if small else None
+    if small and reason is None:
+        return "pandas", f"{rows:,} rows in process"
+    if setting == "auto":
+        sql_reason = in_process_reason(suite, schema, regexes=False)
+        if sql_reason is None:
+            return "duckdb", f"{rows:,} rows" + (f"; {reason}" if reason else "")
+        reason = sql_reason
+    return "spark", f"{rows:,} rows; " + (reason or "LOCKGATE_VALIDATION_ENGINE=spark")
 
 
 def read_batch_pandas(files: list[str]):
@@ -516,8 +541,9 @@ def validate_dataframe(
     docs_dir: str | os.PathLike[str] | None = None,
     run_name: str | None = None,
 ) -> ValidationReport:
-    """Validate a Spark DataFrame (or, for a small batch, a pandas one from
-    :func:`read_batch_pandas`) against a loaded suite and summarise the outcome.
+    """Validate a Spark DataFrame, a :class:`~lockgate.gx_duckdb.DuckBatch` or, for a
+    small batch, a pandas one from :func:`read_batch_pandas` against a loaded suite and
+    summarise the outcome.
 
     With ``docs_dir``, the validation runs as a GX Checkpoint whose action renders Data
     Docs HTML into that folder; the report's ``docs_page`` names the run's page.
@@ -569,11 +595,33 @@ def validate_dataframe(
         validated_at=datetime.now(UTC).isoformat(),
         gx_version=gx.__version__,
         docs_page=docs_page,
+        engine=engine_of(df),
     )
 
 
-def _is_pandas(df) -> bool:
-    return type(df).__module__.startswith("pandas")
+def engine_of(df) -> str:
+    """Which GX engine validates ``df``: pandas, duckdb (a :class:`~lockgate.gx_duckdb.DuckBatch`) or spark."""
+    module = type(df).__module__
+    if module.startswith("pandas"):
+        return "pandas"
+    return "duckdb" if module == "lockgate.gx_duckdb" else "spark"
+
+
+def _batch_definition(context, df, table: str):
+    """A GX batch definition for ``df`` in ``context`` and the batch parameters to pass."""
+    engine = engine_of(df)
+    if engine == "duckdb":
+        from lockgate import gx_duckdb
+
+        return gx_duckdb.add_asset(context, table, df), None
+    if engine == "pandas":
+        source = context.data_sources.add_pandas(name="lockgate")
+    else:
+        # persist=False: by default GX caches the batch in Spark memory, and building that
+        # cache costs more CPU than all of the suite's scans of the Parquet columns together.
+        source = context.data_sources.add_spark(name="lockgate", persist=False)
+    asset = source.add_dataframe_asset(name=table)
+    return asset.add_batch_definition_whole_dataframe("batch"), {"dataframe": df}
 
 
 def _run_suite(df, suite, table, result_format, docs_dir, run_name):
@@ -582,21 +630,14 @@ def _run_suite(df, suite, table, result_format, docs_dir, run_name):
     import great_expectations as gx
 
     context = _context()
-    if _is_pandas(df):
-        source = context.data_sources.add_pandas(name="lockgate")
-    else:
-        # persist=False: by default GX caches the batch in Spark memory, and building that
-        # cache costs more CPU than all of the suite's scans of the Parquet columns together.
-        source = context.data_sources.add_spark(name="lockgate", persist=False)
-    asset = source.add_dataframe_asset(name=table)
-    batch_definition = asset.add_batch_definition_whole_dataframe("batch")
+    batch_definition, batch_parameters = _batch_definition(context, df, table)
     gx_suite = gx.ExpectationSuite(name=str(suite.get("name", table)))
     where = suite.get("path", suite.get("name", "suite"))
     for i, spec in enumerate(suite["expectations"]):  # fresh objects: GX binds them to their suite
         gx_suite.add_expectation(build_expectation(spec, f"{where}: expectation #{i + 1}"))
     result_format = {"result_format": result_format, "partial_unexpected_count": 5}
     if docs_dir is None:
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
+        batch = batch_definition.get_batch(batch_parameters=batch_parameters)
         return batch.validate(gx_suite, result_format=result_format), None
     from great_expectations.checkpoint import UpdateDataDocsAction
 
@@ -628,7 +669,7 @@ def _run_suite(df, suite, table, result_format, docs_dir, run_name):
         )
     )
     checkpoint_result = checkpoint.run(
-        batch_parameters={"dataframe": df}, run_id=gx.RunIdentifier(run_name=run_name or "run")
+        batch_parameters=batch_parameters, run_id=gx.RunIdentifier(run_name=run_name or "run")
     )
     outcome = next(iter(checkpoint_result.run_results.values()))
     if not outcome.success and result_format["result_format"] != _RESULT_FORMATS[-1]:

@@ -72,6 +72,15 @@ def _positive(name: str, default: int) -> int:
     return int(value)
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        from lockgate.errors import ConfigError
+
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how Spark is started. Build with :func:`load_settings`."""
@@ -100,6 +109,10 @@ class Settings:
     #: How many connections a PostgreSQL warehouse's loads may use at once, across
     #: processes (parallel COPY streams).
     warehouse_max_connections: int = 4
+    #: ``LOCKGATE_VALIDATION_ENGINE``: ``auto`` validates a large batch on DuckDB when
+    #: its rules mean the same there, else on Spark; ``spark`` always uses Spark for
+    #: large batches (a cluster's batches beyond one machine).
+    validation_engine: str = "auto"
 
     @property
     def lake_is_local(self) -> bool:
@@ -146,5 +159,6 @@ def load_settings() -> Settings:
         spark_remote=os.environ.get("LOCKGATE_SPARK_REMOTE") or None,
         spark_driver_memory=os.environ.get("LOCKGATE_SPARK_DRIVER_MEMORY", "2g"),
         spark_connect_port=_connect_port(),
+        validation_engine=_choice("LOCKGATE_VALIDATION_ENGINE", ("auto", "spark")),
         jdbc_jars=tuple(j for j in (jars.split(",") if jars else DEFAULT_JDBC_JARS) if j),
     )

@@ -90,10 +90,15 @@ def _assert_same(src, table: str, sql: str, key: str, convert=None) -> list[str]
     return names
 
 
+def _report(src, table: str) -> dict:
+    """The table's newest quality report."""
+    reports = sorted((Path(src.settings.lake_root) / "quality" / SOURCE / table).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(reports[-1].read_text(encoding="utf-8"))
+
+
 def _quality(src, table: str) -> tuple[int, int]:
     """(rules evaluated, rules passed) of the table's newest quality report."""
-    reports = sorted((Path(src.settings.lake_root) / "quality" / SOURCE / table).glob("*.json"), key=lambda p: p.stat().st_mtime)
-    report = json.loads(reports[-1].read_text(encoding="utf-8"))
+    report = _report(src, table)
     return report["evaluated"], report["passed"]
 
 
@@ -233,15 +238,20 @@ def test_mariadb_reserved_table_in_another_database(maria_source, other_maria_db
 
 
 # --- a dot in column names, validated by both GX engines --------------------------------
-@pytest.mark.parametrize("engine", ["pandas", "spark"])
-def test_postgres_dotted_column_names_through_both_validation_engines(pg_source, monkeypatch, engine):
+@pytest.mark.parametrize("engine", ["pandas", "duckdb", "spark"])
+def test_postgres_dotted_column_names_through_every_validation_engine(pg_source, monkeypatch, engine):
     """Spark reads ``a.b`` as a field of a struct unless the name is quoted: a rule on a
-    dotted column must check that column on the Spark engine as on the pandas one."""
+    dotted column must check that column on the Spark and DuckDB engines as on the
+    pandas one."""
+    from dataclasses import replace
+
     from lockgate import quality
 
     src = pg_source
-    if engine == "spark":
+    if engine != "pandas":
         monkeypatch.setattr(quality, "IN_PROCESS_ROWS", 0)
+    if engine == "spark":
+        src.settings = replace(src.settings, validation_engine="spark")
     src.sql('CREATE TABLE "fx.rates" (id integer PRIMARY KEY, "amount.eur" integer, "at.utc" timestamp NOT NULL)')
     src.many('INSERT INTO "fx.rates" VALUES (%s, %s, %s)',
              [(i, None if i == 7 else i * 10, naive(day(0) + timedelta(minutes=i))) for i in range(1, 31)])  # fmt: skip
@@ -258,6 +268,7 @@ def test_postgres_dotted_column_names_through_both_validation_engines(pg_source,
     quarantined = next((Path(src.settings.lake_root) / "quarantine").rglob("*.parquet"))
     assert sorted(pq.read_table(quarantined).column("id").to_pylist()) == [7, 26, 27, 28, 29, 30]
     assert _quality(src, "fx_rates") == (4, 2)  # the suite's 3 rules and the row-count check
+    assert _report(src, "fx_rates")["engine"] == engine
     sql = 'SELECT id, "amount.eur", "at.utc" FROM "fx.rates" WHERE id <> 7 AND "amount.eur" <= 250 ORDER BY id'
     _assert_same(src, "fx_rates", sql, "id")
 
