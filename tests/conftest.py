@@ -83,6 +83,7 @@ def lake_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
 
     if getattr(request, "param", "local") == "pg_warehouse":
         request.getfixturevalue("pg_warehouse")
+    server = None
     if getattr(request, "param", "local") == "s3":
         server = request.getfixturevalue("s3_server")
         monkeypatch.setenv("LOCKGATE_LAKE_ROOT", f"s3://{server.bucket}/{uuid.uuid4().hex[:12]}")
@@ -90,7 +91,9 @@ def lake_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     else:
         monkeypatch.setenv("LOCKGATE_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("LOCKGATE_WAREHOUSE", str(tmp_path / "warehouse" / "warehouse.duckdb"))
-    return load_settings()
+    yield load_settings()
+    if server is not None:
+        _empty_s3(server.endpoint)
 
 
 #: Parametrise a warehouse-level suite over both warehouses (``indirect=True`` on lake_env).
@@ -122,7 +125,6 @@ S3_KEY, S3_SECRET = "lockgate-test-key", "lockgate-test-secret-3f9a"
 def s3_server():
     """moto's S3 server on 127.0.0.1 for the session, a versioned bucket, and the lake's
     Airflow connection (``AIRFLOW_CONN_LOCKGATE_LAKE``, inherited by Airflow's processes)."""
-    import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -133,14 +135,24 @@ def s3_server():
         "conn_type": "aws", "login": S3_KEY, "password": S3_SECRET,
         "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
     })  # fmt: skip
+    _empty_s3(endpoint)
+    yield S3Server(endpoint, "lockgate-lake")
+    os.environ.pop("AIRFLOW_CONN_LOCKGATE_LAKE", None)
+    server.stop()
+
+
+def _empty_s3(endpoint: str) -> None:
+    """Forget every object moto holds (it keeps them all, every version, in this process's
+    memory: ~0.5 GB per reprocessing scenario) and create the versioned lake bucket."""
+    import boto3
+    import requests
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
     client = boto3.client(
         "s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
     )
     client.create_bucket(Bucket="lockgate-lake")
     client.put_bucket_versioning(Bucket="lockgate-lake", VersioningConfiguration={"Status": "Enabled"})
-    yield S3Server(endpoint, "lockgate-lake")
-    os.environ.pop("AIRFLOW_CONN_LOCKGATE_LAKE", None)
-    server.stop()
 
 
 @pytest.fixture(scope="session")
