@@ -14,6 +14,7 @@ every column, GX's row-level queries carry only the rule columns.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class _Connection(duckdb_engine.ConnectionWrapper):
         return duckdb_engine.CursorWrapper(self._raw.cursor(), self)
 
 
+@functools.cache  # the same for the process; a dialect is built for every validation
 def _quoted_keywords() -> frozenset[str]:
     """DuckDB's keywords that cannot stand as a bare column name in a select list (``at``,
     ``left``, ``join``, …): duckdb_engine quotes only the reserved ones."""
