@@ -1,9 +1,10 @@
 """``dag_full_load``: a fresh ``airflow dags test ingest_tpch <date>`` process running a full
 load of TPC-H ``lineitem`` SF1, as a user runs a DAG by hand in the README's deployment:
 ``lockgate airflow-env`` settings, metadata migrated beforehand, and the Spark Connect
-server ``make airflow-ui`` keeps beside Airflow (started fresh before the run, not warmed
-up: the run pays its Python workers' start), which the DAG's process finds on
-``LOCKGATE_SPARK_CONNECT_PORT``. ``in_process=True`` is the lever turned off: no server,
+server ``make airflow-ui`` keeps beside Airflow (started fresh before the runs, not warmed
+up: the first run pays its Python workers' start, the runs after it find them, as the
+tables and runs that follow each other in a deployment do), which the DAG's process
+finds on ``LOCKGATE_SPARK_CONNECT_PORT``. ``in_process=True`` is the lever turned off: no server,
 Spark starts in the ``dags test`` process. Wall time from launch to exit, the stage seconds
 Lockgate records in ``lockgate.runs``, and where the time went, from the log's timestamps."""
 

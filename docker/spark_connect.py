@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """The ``spark-connect`` service of docker-compose.yml (installed as ``lockgate-spark-connect``).
 
-Runs the Spark Connect server of the installed ``pyspark`` in the foreground, configured
-exactly as Lockgate configures its local server (:func:`lockgate.spark_server.server_conf`:
-JDBC jars, UTC clocks, Parquet settings), except for the addresses: the gRPC endpoint
+Runs the Spark Connect server of the installed ``pyspark`` in the foreground, started and
+configured exactly as Lockgate starts its local server (:func:`lockgate.spark_server.server_command`
+and :func:`~lockgate.spark_server.server_conf`: the Connect plugin with sessions sharing
+their Python workers, JDBC jars, UTC clocks, Parquet settings), except for the addresses: the gRPC endpoint
 and the driver bind to this container's name, so that Airflow's tasks (``sc://<name>:<port>``)
 and the executors on the workers can reach it. Nothing is duplicated in the compose file,
 so the container and ``make demo`` cannot drift apart.
@@ -22,7 +23,7 @@ import sys
 def command() -> list[str]:
     """The server's argv, built from the environment (tests/unit/test_compose.py calls it)."""
     from lockgate.settings import load_settings
-    from lockgate.spark_server import server_conf, spark_home
+    from lockgate.spark_server import server_command, server_conf
 
     host = os.environ["LOCKGATE_SPARK_CONNECT_HOST"]
     port = int(os.environ.get("LOCKGATE_SPARK_CONNECT_PORT", "15002"))
@@ -36,14 +37,7 @@ def command() -> list[str]:
             "spark.driver.host": host,
         }
     )
-    argv = [str(spark_home() / "sbin" / "start-connect-server.sh"), "--wait", "--master", master]
-    if settings.jdbc_jars:
-        argv += ["--jars", ",".join(settings.jdbc_jars)]
-    for key, value in conf.items():
-        if key in ("spark.master", "spark.jars"):
-            continue
-        argv += ["--conf", f"{key}={value}"]
-    return argv
+    return server_command(settings, conf, master)
 
 
 def main() -> None:

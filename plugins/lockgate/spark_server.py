@@ -1,10 +1,12 @@
 """Start and stop a local Spark Connect server.
 
 Many short-lived processes (one per Airflow task) each starting a local Spark JVM is
-slow; one Spark Connect server shared by all of them is not. The server is the one
-shipped with the ``pyspark`` package (``sbin/start-connect-server.sh``), run in the
-foreground in its own process group, configured with :func:`lockgate.spark.spark_conf`
-(JDBC jars, UTC clocks, Parquet settings) and bound to 127.0.0.1 only. Clients use
+slow; one Spark Connect server shared by all of them is not. The server is the Spark of
+the ``pyspark`` package, run by its ``bin/spark-submit`` as an application with the Connect
+plugin and artifact isolation off, so that client sessions share the Python workers
+(:func:`server_command`, :mod:`lockgate.spark_connect_host`), in the foreground in its own
+process group, configured with :func:`lockgate.spark.spark_conf` (JDBC jars, UTC clocks,
+Parquet settings) and bound to 127.0.0.1 only. Clients use
 ``LOCKGATE_SPARK_REMOTE=sc://127.0.0.1:<port>``.
 """
 
@@ -67,16 +69,38 @@ def tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+#: The Connect service as a plugin of an ordinary Spark application.
+CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+
+
 def server_conf(settings: Settings, port: int, master: str) -> dict[str, str]:
     conf = spark_conf(settings)
     conf.update(
         {
             "spark.master": master,
+            "spark.plugins": CONNECT_PLUGIN,
+            # Sessions share the Python daemon and its reused workers (start-connect-server.sh
+            # forces isolation on: a new interpreter, pyspark and pyarrow per task). Lockgate's
+            # tasks add no artifacts to their sessions; see lockgate.spark_connect_host.
+            "spark.sql.artifact.isolation.enabled": "false",
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(port),
         }
     )
     return conf
+
+
+def server_command(settings: Settings, conf: dict[str, str], master: str) -> list[str]:
+    """The server's argv: ``spark-submit`` of :mod:`lockgate.spark_connect_host` with ``conf``
+    (``docker/spark_connect.py`` runs the same command with its own addresses)."""
+    command = [str(spark_home() / "bin" / "spark-submit"), "--master", master, "--name", "Lockgate Spark Connect"]
+    if settings.jdbc_jars:
+        command += ["--jars", ",".join(settings.jdbc_jars)]
+    for key, value in conf.items():
+        if key in ("spark.master", "spark.jars"):
+            continue
+        command += ["--conf", f"{key}={value}"]
+    return [*command, str(Path(__file__).with_name("spark_connect_host.py"))]
 
 
 def start_connect_server(
@@ -93,24 +117,15 @@ def start_connect_server(
     exits early or the port does not open within ``timeout`` seconds.
     """
     settings = settings or load_settings()
-    conf = server_conf(settings, port, master)
+    command = ["bash", *server_command(settings, server_conf(settings, port, master), master)]
     home = spark_home()
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "pids").mkdir(exist_ok=True)
     log_path = log_dir / f"spark-connect-{port}.log"
-    command = ["bash", str(home / "sbin" / "start-connect-server.sh"), "--wait", "--master", master]
-    if settings.jdbc_jars:
-        command += ["--jars", ",".join(settings.jdbc_jars)]
-    for key, value in conf.items():
-        if key in ("spark.master", "spark.jars"):
-            continue
-        command += ["--conf", f"{key}={value}"]
     env = {
         **os.environ,
         "SPARK_HOME": str(home),
         "SPARK_LOG_DIR": str(log_dir),
-        "SPARK_PID_DIR": str(log_dir / "pids"),
         "SPARK_CONF_DIR": str(log_dir / "conf"),  # none of the machine's spark-defaults
         "SPARK_LOCAL_IP": "127.0.0.1",
         "TZ": "UTC",
@@ -145,22 +160,44 @@ def start_connect_server(
 
 
 def stop(server: ConnectServer, timeout: float = 30.0) -> int | None:
-    """Stop the server's whole process group (SIGTERM, then SIGKILL); returns its exit code."""
-    process = server.process
+    """Stop the server's whole process group (SIGTERM, then SIGKILL for what is left) and
+    return its exit code once no process of the group remains (the JVM, the driver program,
+    Python daemon and workers: their memory and ports are free when this returns)."""
+    process, group = server.process, server.process.pid
     if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        _signal_group(group, signal.SIGTERM)
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is None or not _group_gone(group, 5.0):
+        _signal_group(group, signal.SIGKILL)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise SparkServerError(f"the Spark Connect server (pid {process.pid}) did not stop") from exc
+    if not _group_gone(group, timeout):
+        raise SparkServerError(f"processes of the Spark Connect server (group {group}) still run after SIGKILL")
+    return code
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise SparkServerError(f"the Spark Connect server (pid {process.pid}) did not stop") from exc
+
+
+def _group_gone(group: int, timeout: float) -> bool:
+    """Whether the process group ``group`` empties within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
