@@ -86,6 +86,11 @@ def python_job(code: str, env: dict | None = None) -> dict:
             "def emit(value):\n"
             "    with open(_os.environ['BENCH_RESULT'], 'w') as _f:\n"
             "        _json.dump(value, _f)\n"
+            # Not getrusage's ru_maxrss: Linux carries it across fork + exec, so a job
+            # would report at least the size of the bench process that started it.
+            "def peak_rss_kb(pid='self'):\n"
+            "    with open(f'/proc/{pid}/status') as _s:\n"
+            "        return next(int(l.split()[1]) for l in _s if l.startswith('VmHWM:'))\n"
         )
         proc = subprocess.run(
             [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,

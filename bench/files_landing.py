@@ -154,7 +154,7 @@ def gzip_files(sources: list[Path], target: Path) -> int:
 
 
 LOCKGATE_JOB = """
-    import json, os, resource, shutil, time
+    import json, os, shutil, time
     from datetime import UTC, datetime, timedelta
     from lockgate import lake
     from lockgate.config import parse_source
@@ -172,20 +172,20 @@ LOCKGATE_JOB = """
         started = time.perf_counter()
         manifest = run_files_extract(config, config.tables[0], run, settings)
         runs.append({"seconds": time.perf_counter() - started, "rows": manifest["rows"],
-                     "rows_rejected": manifest["rows_rejected"], "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+                     "rows_rejected": manifest["rows_rejected"], "rss_kb": peak_rss_kb()})
     lake.remove(settings.lake_root)
     emit(runs)
 """
 
 REFERENCE_JOB = """
-    import os, resource, shutil, time, duckdb
+    import os, shutil, time, duckdb
     conn = duckdb.connect()
     conn.execute("SET enable_progress_bar = false")
     started = time.perf_counter()
     rows = conn.execute(os.environ["BENCH_SQL"]).fetchone()[0]
     seconds = time.perf_counter() - started
     shutil.rmtree(os.environ["BENCH_OUT"])
-    emit([{"seconds": seconds, "rows": rows, "rows_rejected": 0, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}])
+    emit([{"seconds": seconds, "rows": rows, "rows_rejected": 0, "rss_kb": peak_rss_kb()}])
 """
 
 

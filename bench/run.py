@@ -186,7 +186,7 @@ def bench_dlt(repeats: int, out: Path) -> list[float]:
 
 
 LOCKGATE_JOB = """
-    import json, os, time, resource
+    import json, os, time
     from datetime import datetime, UTC
     from lockgate import lake, pipeline
     from lockgate.config import parse_source
@@ -222,10 +222,7 @@ LOCKGATE_JOB = """
         results.append({"extract": t1 - t0, "validate": t2 - t1, "load": t3 - t2, "pipeline": t3 - t0,
                         "rows": extracted["rows"]})
     jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
-    with open(f"/proc/{jvm_pid}/status") as status:
-        jvm_hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    emit({"runs": results, "self_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-          "jvm_hwm_kb": jvm_hwm})
+    emit({"runs": results, "self_rss_kb": peak_rss_kb(), "jvm_hwm_kb": peak_rss_kb(jvm_pid)})
 """
 
 
