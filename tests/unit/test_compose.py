@@ -484,7 +484,7 @@ def _lockgate_services(services: dict) -> dict[str, dict]:
 def _spark_connect_argv(service: dict) -> list[str]:
     """The Spark Connect server's real argv: docker/spark_connect.py run on the service's environment."""
     command = _command(service)
-    if not command or "start-connect-server.sh" in command[0]:
+    if not command or command[-1].endswith("spark_connect_host.py"):
         return command
     module = _load_script("spark_connect")
     env = _environment(service)
@@ -516,7 +516,7 @@ def _listeners(name: str, service: dict) -> list[tuple[str, int]] | None:
         if port:
             found.append((host, int(port)))
         return found
-    if name == "spark-connect" or "start-connect-server.sh" in joined or argv[:1] == ["lockgate-spark-connect"]:
+    if name == "spark-connect" or "spark_connect_host.py" in joined or argv[:1] == ["lockgate-spark-connect"]:
         confs = _confs(_spark_connect_argv(service))
         return [(confs.get("spark.connect.grpc.binding.address", "0.0.0.0"),
                  int(confs.get("spark.connect.grpc.binding.port", "15002")))]
